@@ -1,0 +1,137 @@
+// buildApp(config): the whole service, used alike by the server, the tests and the benchmarks.
+import fastifyAccepts from '@fastify/accepts'
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import type { Config } from './config.js'
+import { prefersJson } from './http/negotiation.js'
+import authPlugin from './plugins/auth.js'
+import dbPlugin from './plugins/db.js'
+import formsPlugin from './plugins/forms.js'
+import sessionPlugin from './plugins/session.js'
+import viewPlugin from './plugins/view.js'
+import adminRoutes from './routes/admin.js'
+import loginRoutes from './routes/auth/login.js'
+import logoutRoutes from './routes/auth/logout.js'
+import signupRoutes from './routes/auth/signup.js'
+import healthRoutes from './routes/health.js'
+import homeRoutes from './routes/home.js'
+import profileRoutes from './routes/profile.js'
+
+/** A form post is a few hundred bytes; anything near this is not a person filling in a form. */
+export const BODY_LIMIT_BYTES = 16 * 1024
+
+export type AppConfig = Config & { sessionSecrets: string[] }
+
+export interface BuildAppOptions {
+  /** Where log lines go (tests capture them); stdout by default. */
+  logStream?: NodeJS.WritableStream
+}
+
+const ERROR_PAGES: Record<number, { title: string; message: string }> = {
+  400: { title: 'Bad request', message: 'That request could not be understood.' },
+  403: {
+    title: 'Form expired',
+    message: 'This form has expired or did not come from this site. Go back, reload the page and try again.',
+  },
+  404: { title: 'Page not found', message: 'There is no page at this address.' },
+  413: { title: 'Too large', message: 'That request is larger than this site accepts.' },
+  415: { title: 'Unsupported request', message: 'That kind of request body is not accepted here.' },
+  500: { title: 'Something went wrong', message: 'Something went wrong on our side. Please try again.' },
+}
+
+function loggerOptions(config: AppConfig, options: BuildAppOptions): FastifyServerOptions['logger'] {
+  return {
+    level: config.logLevel,
+    ...(options.logStream ? { stream: options.logStream } : {}),
+    redact: {
+      paths: [
+        'req.headers.cookie',
+        'req.headers.authorization',
+        'req.headers["x-csrf-token"]',
+        'res.headers["set-cookie"]',
+        'body.password',
+        'body._csrf',
+      ],
+      censor: '[redacted]',
+    },
+  }
+}
+
+/** Our own 4xx errors speak to the user as they are; others get the page for their status. */
+function errorPage(status: number, error: FastifyError): { title: string; message: string } {
+  const page = ERROR_PAGES[status] ?? ERROR_PAGES[status >= 500 ? 500 : 400] ?? { title: 'Error', message: '' }
+  return error.code?.startsWith('GH_') ? { ...page, message: error.message } : page
+}
+
+function warnAboutConfig(app: FastifyInstance, config: AppConfig): void {
+  if (config.cookieSecure && config.trustProxy === false) {
+    app.log.warn(
+      'Session cookies are Secure but TRUST_PROXY is not set: over plain HTTP browsers drop Secure cookies and nobody stays logged in. Behind a TLS-terminating proxy set TRUST_PROXY (for example TRUST_PROXY=1); for local plain HTTP set COOKIE_SECURE=false.',
+    )
+  }
+  if (config.env === 'production' && config.databaseUrl === null) {
+    app.log.warn(
+      'Production is running on the embedded database (DATABASE_URL is unset): one process, one connection. Set DATABASE_URL to a PostgreSQL server for real traffic.',
+    )
+  }
+}
+
+export async function buildApp(config: AppConfig, options: BuildAppOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: loggerOptions(config, options),
+    // A hop count is one of Fastify's documented trustProxy forms; its type definitions omit numbers.
+    trustProxy: config.trustProxy as boolean | string | string[],
+    bodyLimit: BODY_LIMIT_BYTES,
+  })
+  warnAboutConfig(app, config)
+
+  try {
+    await app.register(dbPlugin, { databaseUrl: config.databaseUrl, dataDir: config.dataDir })
+    await app.register(fastifyAccepts)
+    await app.register(sessionPlugin, {
+      secrets: config.sessionSecrets,
+      cookieSecure: config.cookieSecure,
+      idleMs: config.sessionIdleMs,
+      maxMs: config.sessionMaxMs,
+      pruneIntervalMs: config.sessionPruneIntervalMs,
+    })
+    await app.register(formsPlugin)
+    await app.register(viewPlugin, { cacheTemplates: config.env !== 'development' })
+    await app.register(authPlugin)
+
+    await app.register(homeRoutes)
+    await app.register(healthRoutes)
+    await app.register(signupRoutes)
+    await app.register(loginRoutes)
+    await app.register(logoutRoutes)
+    await app.register(profileRoutes)
+    await app.register(adminRoutes)
+
+    app.setNotFoundHandler(async (request, reply) => {
+      reply.code(404)
+      if (prefersJson(request)) return reply.send({ error: 'Not found' })
+      return reply.render('error', ERROR_PAGES[404])
+    })
+
+    app.setErrorHandler(async (error: FastifyError, request, reply) => {
+      const status =
+        error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500
+      if (status >= 500) request.log.error({ err: error }, 'request failed')
+      else request.log.info({ code: error.code, status }, error.message)
+      const page = errorPage(status, error)
+      reply.code(status)
+      if (prefersJson(request)) return reply.send({ error: page.message })
+      try {
+        return await reply.render('error', page)
+      } catch (renderError) {
+        request.log.error({ err: renderError }, 'error page failed to render')
+        return reply.type('text/plain; charset=utf-8').send(`${page.title}: ${page.message}`)
+      }
+    })
+
+    await app.ready()
+  } catch (error) {
+    await app.close()
+    throw error
+  }
+  return app
+}

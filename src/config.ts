@@ -1,0 +1,160 @@
+// The service's configuration: every environment variable of the contract, parsed and checked once.
+import { isIP } from 'node:net'
+import path from 'node:path'
+import { z } from 'zod'
+
+const MIN_SECRET_LENGTH = 32
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+
+/** Fastify's `trustProxy` forms: a boolean, a hop count, or addresses and CIDR ranges. */
+export type TrustProxy = boolean | number | string[]
+
+function integerIn(min: number, max: number) {
+  return z
+    .string()
+    .trim()
+    .regex(/^\d+$/, 'must be a whole number')
+    .transform(Number)
+    .refine((n) => n >= min && n <= max, `must be between ${min} and ${max}`)
+}
+
+function positiveNumber() {
+  return z
+    .string()
+    .trim()
+    .regex(/^\d+(\.\d+)?$/, 'must be a positive number')
+    .transform(Number)
+    .refine((n) => n > 0, 'must be greater than 0')
+}
+
+function isAddressOrCidr(entry: string): boolean {
+  const [address = '', prefix, ...rest] = entry.split('/')
+  const family = isIP(address)
+  if (family === 0 || rest.length > 0) return false
+  if (prefix === undefined) return true
+  if (!/^\d+$/.test(prefix)) return false
+  return Number(prefix) <= (family === 4 ? 32 : 128)
+}
+
+const TrustProxySchema = z
+  .string()
+  .trim()
+  .transform((value, ctx): TrustProxy => {
+    const lower = value.toLowerCase()
+    if (lower === 'true') return true
+    if (lower === 'false' || value === '') return false
+    if (/^\d+$/.test(value)) return Number(value)
+    const entries = value.split(',').map((entry) => entry.trim())
+    const bad = entries.find((entry) => !isAddressOrCidr(entry))
+    if (bad !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `must be true, false, a hop count, or a comma-separated list of addresses and CIDR ranges ("${bad}" is none of these)`,
+      })
+      return z.NEVER
+    }
+    return entries
+  })
+
+const DatabaseUrlSchema = z
+  .string()
+  .trim()
+  .refine((value) => {
+    try {
+      const url = new URL(value)
+      return (url.protocol === 'postgres:' || url.protocol === 'postgresql:') && url.hostname !== ''
+    } catch {
+      return false
+    }
+  }, 'must be a URL of the form postgres://user:password@host:5432/database')
+
+const EnvSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  PORT: integerIn(0, 65535).default(3000),
+  HOST: z.string().trim().min(1, 'must not be empty').default('127.0.0.1'),
+  DATABASE_URL: DatabaseUrlSchema.optional(),
+  DATA_DIR: z.string().trim().min(1, 'must not be empty').default('./data'),
+  SESSION_SECRET: z.string().optional(),
+  COOKIE_SECURE: z.enum(['true', 'false', 'auto']).default('auto'),
+  TRUST_PROXY: TrustProxySchema.default(false),
+  LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
+  SESSION_IDLE_HOURS: positiveNumber().default(168),
+  SESSION_MAX_DAYS: positiveNumber().default(30),
+  SESSION_PRUNE_SECONDS: positiveNumber().default(600),
+})
+
+export interface Config {
+  env: 'development' | 'production' | 'test'
+  port: number
+  host: string
+  /** Set: a PostgreSQL server through `pg`. Unset: embedded PGlite in `dataDir`. */
+  databaseUrl: string | null
+  dataDir: string
+  /** The first signs cookies, every one verifies. Null means: generate one for development. */
+  sessionSecrets: string[] | null
+  cookieSecure: boolean
+  trustProxy: TrustProxy
+  logLevel: (typeof LOG_LEVELS)[number]
+  sessionIdleMs: number
+  sessionMaxMs: number
+  sessionPruneIntervalMs: number
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+type Environment = Record<string, string | undefined>
+
+/** Empty strings count as unset, so `PORT=` in a .env file means the default. */
+function withoutEmpty(env: Environment): Environment {
+  return Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''))
+}
+
+export function loadConfig(env: Environment = process.env): Config {
+  const parsed = EnvSchema.safeParse(withoutEmpty(env))
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]
+    const variable = String(issue?.path[0] ?? 'environment')
+    throw new ConfigError(`${variable} ${issue?.message ?? 'is invalid'}`)
+  }
+  const vars = parsed.data
+
+  let sessionSecrets: string[] | null = null
+  if (vars.SESSION_SECRET !== undefined) {
+    sessionSecrets = vars.SESSION_SECRET.split(',').map((secret) => secret.trim())
+    if (sessionSecrets.some((secret) => secret.length < MIN_SECRET_LENGTH)) {
+      throw new ConfigError(
+        `SESSION_SECRET must be at least ${MIN_SECRET_LENGTH} characters (each one, in a comma-separated list)`,
+      )
+    }
+  } else if (vars.NODE_ENV === 'production') {
+    throw new ConfigError(`SESSION_SECRET must be set in production (at least ${MIN_SECRET_LENGTH} random characters)`)
+  }
+
+  return {
+    env: vars.NODE_ENV,
+    port: vars.PORT,
+    host: vars.HOST,
+    databaseUrl: vars.DATABASE_URL ?? null,
+    dataDir: path.resolve(vars.DATA_DIR),
+    sessionSecrets,
+    cookieSecure: vars.COOKIE_SECURE === 'auto' ? vars.NODE_ENV === 'production' : vars.COOKIE_SECURE === 'true',
+    trustProxy: vars.TRUST_PROXY,
+    logLevel: vars.LOG_LEVEL,
+    sessionIdleMs: vars.SESSION_IDLE_HOURS * 3_600_000,
+    sessionMaxMs: vars.SESSION_MAX_DAYS * 86_400_000,
+    sessionPruneIntervalMs: vars.SESSION_PRUNE_SECONDS * 1000,
+  }
+}
+
+/** Reads `.env` in development when it exists; real environment variables win. */
+export function loadDotEnv(file = '.env'): void {
+  if (process.env.NODE_ENV === 'production') return
+  try {
+    process.loadEnvFile(file)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
+  }
+}

@@ -1,0 +1,78 @@
+// The two faces of the database behind one Kysely<Database>: a PostgreSQL server through a `pg` Pool,
+// or embedded PGlite through its node-postgres adapter, so both share one driver and one code path.
+import path from 'node:path'
+import { PGlite } from '@electric-sql/pglite'
+import { createPgConfig } from '@electric-sql/pglite/node-postgres'
+import { Kysely, PostgresDialect } from 'kysely'
+import pg from 'pg'
+import { lockDataDir } from './data-dir-lock.js'
+import type { Database } from './schema.js'
+
+export type DatabaseFace = 'postgres' | 'pglite'
+
+export interface DatabaseHandle {
+  db: Kysely<Database>
+  face: DatabaseFace
+  /** Where the data is, for log lines: a URL without its password, or a folder. */
+  location: string
+  close(): Promise<void>
+}
+
+export interface OpenDatabaseOptions {
+  databaseUrl: string | null
+  dataDir: string
+  /** Errors of idle connections (a server restart, a network cut); without a listener they crash the process. */
+  onPoolError?: (error: Error) => void
+}
+
+export function pgliteDir(dataDir: string): string {
+  return path.join(dataDir, 'pglite')
+}
+
+function redactPassword(databaseUrl: string): string {
+  const url = new URL(databaseUrl)
+  if (url.password) url.password = '***'
+  return url.toString()
+}
+
+export async function openDatabase(options: OpenDatabaseOptions): Promise<DatabaseHandle> {
+  const onPoolError = options.onPoolError ?? (() => {})
+
+  if (options.databaseUrl) {
+    const pool = new pg.Pool({ connectionString: options.databaseUrl, max: 10, connectionTimeoutMillis: 5000 })
+    pool.on('error', onPoolError)
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
+    return { db, face: 'postgres', location: redactPassword(options.databaseUrl), close: () => db.destroy() }
+  }
+
+  const releaseLock = lockDataDir(options.dataDir)
+  try {
+    const pglite = await PGlite.create(pgliteDir(options.dataDir))
+    // One connection for life: PGlite is single-connection, and the adapter's connection is reused by the
+    // pool. The timeout turns a would-be deadlock (a query on `db` inside a transaction) into an error.
+    const pool = new pg.Pool({
+      ...createPgConfig(pglite),
+      max: 1,
+      idleTimeoutMillis: 0,
+      connectionTimeoutMillis: 10_000,
+    })
+    pool.on('error', onPoolError)
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
+    return {
+      db,
+      face: 'pglite',
+      location: pgliteDir(options.dataDir),
+      async close() {
+        try {
+          await db.destroy()
+          await pglite.close()
+        } finally {
+          releaseLock()
+        }
+      },
+    }
+  } catch (error) {
+    releaseLock()
+    throw error
+  }
+}

@@ -1,0 +1,76 @@
+// Authentication: @fastify/passport with passport-local on the email field, users serialized by id,
+// and the preHandler guards that protect pages.
+// @see https://github.com/fastify/fastify-passport#protecting-routes
+import { Authenticator } from '@fastify/passport'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import { Strategy as LocalStrategy } from 'passport-local'
+import type { Role } from '../db/schema.js'
+import { loginPath, safeLocalPath } from '../http/local-path.js'
+import { prefersJson } from '../http/negotiation.js'
+import { type AuthUser, toAuthUser, verifyCredentials } from '../users/authentication.js'
+import { findUserById } from '../users/repository.js'
+
+type AuthenticatorInstance = InstanceType<typeof Authenticator>
+type Guard = (request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply | undefined>
+
+declare module 'fastify' {
+  interface PassportUser extends AuthUser {}
+  interface FastifyInstance {
+    authenticator: AuthenticatorInstance
+    /** preHandler: anonymous visitors go to the log-in page (JSON clients get 401). */
+    requireUser: Guard
+    /** preHandler, after requireUser: other roles get a 403 page (JSON clients get 403 JSON). */
+    requireRole(role: Role): Guard
+  }
+}
+
+export const LOGIN_REQUIRED_FLASH = 'Please log in to continue.'
+
+export default fp(
+  async function authPlugin(app) {
+    // Log-in regenerates the session (no fixation) and keeps only the flash: never the old CSRF secret.
+    const authenticator = new Authenticator({ clearSessionIgnoreFields: ['flash'] })
+
+    authenticator.use(
+      'local',
+      new LocalStrategy({ usernameField: 'email', passwordField: 'password' }, (email, password, done) => {
+        verifyCredentials(app.db, email, password).then(
+          (user) => (user ? done(null, user) : done(null, false)),
+          (error: unknown) => done(error),
+        )
+      }),
+    )
+    authenticator.registerUserSerializer(async (user: AuthUser) => user.id)
+    // Read on every request, so a role change or a deleted user takes effect at once; null logs out.
+    authenticator.registerUserDeserializer(async (id: unknown) => {
+      if (typeof id !== 'number') return null
+      const user = await findUserById(app.db, id)
+      return user ? toAuthUser(user) : null
+    })
+
+    await app.register(authenticator.initialize())
+    await app.register(authenticator.secureSession())
+    app.decorate('authenticator', authenticator)
+
+    app.decorate('requireUser', async function requireUser(request: FastifyRequest, reply: FastifyReply) {
+      if (request.user) return undefined
+      if (prefersJson(request)) return reply.code(401).send({ error: 'You need to log in to see this.' })
+      request.flash('info', LOGIN_REQUIRED_FLASH)
+      return reply.redirect(loginPath(safeLocalPath(request.url)), 303)
+    })
+
+    app.decorate('requireRole', function requireRole(role: Role): Guard {
+      return async function requireRoleGuard(request, reply) {
+        if (request.user?.role === role) return undefined
+        reply.code(403)
+        if (prefersJson(request)) return reply.send({ error: 'You do not have access to this.' })
+        return reply.render('error', {
+          title: 'Access denied',
+          message: 'Your account does not have access to this page.',
+        })
+      }
+    })
+  },
+  { name: 'auth', dependencies: ['session', 'forms', 'view'] },
+)

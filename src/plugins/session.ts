@@ -1,0 +1,82 @@
+// Sessions: @fastify/cookie + @fastify/session on our PostgreSQL store, with sliding expiry and pruning.
+// @see https://github.com/fastify/session#options
+import fastifyCookie from '@fastify/cookie'
+import fastifySession from '@fastify/session'
+import fp from 'fastify-plugin'
+import { KyselySessionStore, pruneExpiredSessions, type SessionKeys } from '../sessions/store.js'
+
+declare module 'fastify' {
+  interface Session extends SessionKeys {}
+}
+
+export const SESSION_COOKIE = 'sid'
+/** A logged-in session's expiry slides forward at most this often, so reading pages does not write every time. */
+export const TOUCH_INTERVAL_MS = 60_000
+
+export interface SessionPluginOptions {
+  secrets: string[]
+  cookieSecure: boolean
+  idleMs: number
+  maxMs: number
+  pruneIntervalMs: number
+}
+
+export default fp<SessionPluginOptions>(
+  async function sessionPlugin(app, options) {
+    await app.register(fastifyCookie)
+    const store = new KyselySessionStore(app.db, { idleMs: options.idleMs, maxMs: options.maxMs }, (error) =>
+      app.log.error({ err: error }, 'session store callback failed'),
+    )
+    await app.register(fastifySession, {
+      secret: options.secrets,
+      cookieName: SESSION_COOKIE,
+      store,
+      // No row and no cookie until something is worth keeping (a CSRF secret, a flash, a log-in).
+      saveUninitialized: false,
+      // Write only when the session changed; the touch below makes the expiry slide once a minute.
+      rolling: false,
+      cookie: {
+        path: '/',
+        httpOnly: true,
+        // @fastify/session would otherwise send no SameSite at all.
+        sameSite: 'lax',
+        secure: options.cookieSecure,
+        maxAge: options.idleMs,
+      },
+    })
+
+    app.addHook('onRequest', async (request) => {
+      const session = request.session
+      if (typeof session?.get !== 'function' || session.get('passport') === undefined) return
+      // Changing this key marks the session modified, so it is saved with a fresh sliding expiry.
+      const minute = Math.floor(Date.now() / TOUCH_INTERVAL_MS)
+      if (session.get('touchedAt') !== minute) session.set('touchedAt', minute)
+    })
+
+    if (options.cookieSecure) {
+      // @fastify/session silently drops Secure cookies on plain HTTP; say so once instead of failing quietly.
+      let warned = false
+      app.addHook('onRequest', async (request) => {
+        if (warned || request.protocol === 'https') return
+        warned = true
+        request.log.warn(
+          'A request arrived over plain HTTP but session cookies are Secure: browsers will not keep them and log-ins will not stick. Serve over HTTPS, set TRUST_PROXY behind a TLS proxy, or set COOKIE_SECURE=false for local HTTP.',
+        )
+      })
+    }
+
+    const prune = () =>
+      pruneExpiredSessions(app.db).then(
+        (count) => count > 0 && app.log.info({ count }, 'expired sessions pruned'),
+        (error: unknown) => app.log.error({ err: error }, 'pruning expired sessions failed'),
+      )
+    let timer: NodeJS.Timeout | undefined
+    app.addHook('onReady', async () => {
+      await prune()
+      timer = setInterval(prune, options.pruneIntervalMs)
+      timer.unref()
+    })
+    app.addHook('onClose', async () => clearInterval(timer))
+  },
+  { name: 'session', dependencies: ['db'] },
+)

@@ -1,0 +1,83 @@
+// Pages: @fastify/view with Eta (escaping on), one layout, and reply.render(), which hands every page
+// the user, the flash messages and, where a form needs it, a CSRF token.
+// @see https://github.com/fastify/point-of-view#eta
+import fastifyView from '@fastify/view'
+import { Eta } from 'eta'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import { TEMPLATES_DIR } from '../paths.js'
+
+export type FlashType = 'success' | 'error' | 'info'
+export const FLASH_TYPES: readonly FlashType[] = ['success', 'error', 'info']
+/** A flash entry that is not shown: the email a refused form gives back to its input. */
+export const KEPT_EMAIL_FLASH = 'keptEmail'
+
+export interface FlashMessage {
+  type: FlashType
+  message: string
+}
+
+export interface RenderOptions {
+  /** The page has a form, so it needs a CSRF token even for an anonymous visitor. */
+  form?: boolean
+}
+
+declare module 'fastify' {
+  interface FastifyReply {
+    /** Renders `templates/<template>.eta` inside the layout and sends it. */
+    render(template: string, data?: Record<string, unknown>, options?: RenderOptions): Promise<FastifyReply>
+  }
+}
+
+function hasSession(request: FastifyRequest): boolean {
+  return typeof request.session?.get === 'function'
+}
+
+/** The messages waiting in the session, removed as they are read. Reads nothing from an empty flash,
+ * because touching it would create a session for a visitor who has none. */
+function takeFlashes(request: FastifyRequest, reply: FastifyReply): { flashes: FlashMessage[]; keptEmail: string } {
+  const waiting = hasSession(request)
+    ? (request.session.get('flash') as Record<string, string[]> | undefined)
+    : undefined
+  if (!waiting || Object.keys(waiting).length === 0) return { flashes: [], keptEmail: '' }
+  const all = reply.flash() as Record<string, string[] | undefined>
+  const flashes = FLASH_TYPES.flatMap((type) => (all[type] ?? []).map((message) => ({ type, message })))
+  return { flashes, keptEmail: all[KEPT_EMAIL_FLASH]?.at(-1) ?? '' }
+}
+
+export default fp(
+  async function viewPlugin(app, options: { cacheTemplates: boolean }) {
+    await app.register(fastifyView, {
+      engine: { eta: new Eta() },
+      root: TEMPLATES_DIR,
+      layout: 'layouts/main.eta',
+      production: options.cacheTemplates,
+    })
+
+    app.decorateReply(
+      'render',
+      async function render(
+        this: FastifyReply,
+        template: string,
+        data: Record<string, unknown> = {},
+        renderOptions: RenderOptions = {},
+      ) {
+        const request = this.request
+        const user = request.user ?? null
+        const { flashes, keptEmail } = takeFlashes(request, this)
+        // Logged-in pages carry the log-out form; anonymous ones only need a token where they show a form.
+        const csrfToken = hasSession(request) && (user || renderOptions.form) ? this.generateCsrf() : ''
+        const html = await this.viewAsync(`${template}.eta`, {
+          title: 'gatehouse',
+          ...data,
+          user,
+          flashes,
+          keptEmail,
+          csrfToken,
+        })
+        return this.send(html)
+      },
+    )
+  },
+  { name: 'view', dependencies: ['session', 'forms'] },
+)

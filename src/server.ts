@@ -1,0 +1,43 @@
+// Reads the configuration, builds the app, listens; closes cleanly on SIGTERM and SIGINT.
+import { buildApp } from './app.js'
+import { type Config, ConfigError, loadConfig, loadDotEnv } from './config.js'
+import { DataDirLockedError } from './db/data-dir-lock.js'
+import { developmentSessionSecret } from './dev-secret.js'
+
+async function sessionSecrets(config: Config): Promise<string[]> {
+  return config.sessionSecrets ?? [await developmentSessionSecret(config.dataDir)]
+}
+
+async function main(): Promise<void> {
+  loadDotEnv()
+  const config = loadConfig(process.env)
+  const app = await buildApp({ ...config, sessionSecrets: await sessionSecrets(config) })
+
+  let closing = false
+  const close = (signal: NodeJS.Signals) => {
+    if (closing) return
+    closing = true
+    app.log.info({ signal }, 'shutting down')
+    app.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        app.log.error({ err: error }, 'shutdown failed')
+        process.exit(1)
+      },
+    )
+  }
+  process.once('SIGTERM', close)
+  process.once('SIGINT', close)
+
+  await app.listen({ host: config.host, port: config.port })
+}
+
+main().catch((error: unknown) => {
+  // Configuration and lock problems are one clear line; anything else keeps its stack.
+  if (error instanceof ConfigError || error instanceof DataDirLockedError) {
+    console.error(`gatehouse: ${error.message}`)
+  } else {
+    console.error('gatehouse: failed to start:', error)
+  }
+  process.exit(1)
+})

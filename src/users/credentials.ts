@@ -1,0 +1,40 @@
+// The contract's rules for emails and passwords, applied the same way by the forms and the CLI.
+export const EMAIL_MAX_LENGTH = 254
+export const PASSWORD_MIN_LENGTH = 8
+export const PASSWORD_MAX_LENGTH = 256
+
+// biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point.
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/
+// One @, something on each side, a dot in the domain; no spaces. Deliverability is not ours to judge.
+const EMAIL_SHAPE = /^[^\s@]+@[^\s@.]+(\.[^\s@.]+)+$/
+
+export type CredentialsCheck = { ok: true; email: string; password: string } | { ok: false; message: string }
+
+/** Trims the email; returns what is wrong in words a person can act on. */
+export function checkCredentials(rawEmail: string, password: string): CredentialsCheck {
+  const email = rawEmail.trim()
+  if (email === '') return { ok: false, message: 'Please enter your email address.' }
+  if (email.length > EMAIL_MAX_LENGTH) {
+    return { ok: false, message: `Email addresses are at most ${EMAIL_MAX_LENGTH} characters.` }
+  }
+  if (CONTROL_CHARACTERS.test(email) || !EMAIL_SHAPE.test(email)) {
+    return { ok: false, message: 'Please enter a valid email address, like name@example.com.' }
+  }
+  const passwordLength = [...password].length
+  if (passwordLength < PASSWORD_MIN_LENGTH) {
+    return { ok: false, message: `Passwords are at least ${PASSWORD_MIN_LENGTH} characters.` }
+  }
+  if (passwordLength > PASSWORD_MAX_LENGTH) {
+    return { ok: false, message: `Passwords are at most ${PASSWORD_MAX_LENGTH} characters.` }
+  }
+  return { ok: true, email, password }
+}
+
+/** What a refused form may show again: the typed email, cut to size, without control characters. */
+export function emailToKeep(rawEmail: string): string {
+  return rawEmail.replace(new RegExp(CONTROL_CHARACTERS, 'g'), '').trim().slice(0, EMAIL_MAX_LENGTH)
+}
+
+export function normalizeEmail(email: string): string {
+  return email.trim().toLowerCase()
+}

@@ -1,0 +1,51 @@
+// All SQL for the users table. Emails compare through PostgreSQL's lower(), the same function the unique index uses.
+import { type Kysely, sql } from 'kysely'
+import type { Database, Role, User } from '../db/schema.js'
+
+export async function findUserByEmail(db: Kysely<Database>, email: string): Promise<User | null> {
+  const user = await db
+    .selectFrom('users')
+    .selectAll()
+    .where(sql<string>`lower(email)`, '=', sql<string>`lower(${email.trim()})`)
+    .executeTakeFirst()
+  return user ?? null
+}
+
+export async function findUserById(db: Kysely<Database>, id: number): Promise<User | null> {
+  const user = await db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst()
+  return user ?? null
+}
+
+/** Null when the email is taken: the unique index decides, so concurrent sign-ups cannot both win. */
+export async function createUser(
+  db: Kysely<Database>,
+  input: { email: string; passwordHash: string; role?: Role },
+): Promise<User | null> {
+  const user = await db
+    .insertInto('users')
+    .values({ email: input.email.trim(), password_hash: input.passwordHash, role: input.role ?? 'user' })
+    .onConflict((oc) => oc.expression(sql`lower(email)`).doNothing())
+    .returningAll()
+    .executeTakeFirst()
+  return user ?? null
+}
+
+/** The updated user, or null when no user has that email. */
+export async function setUserRole(db: Kysely<Database>, email: string, role: Role): Promise<User | null> {
+  const user = await db
+    .updateTable('users')
+    .set({ role, updated_at: new Date() })
+    .where(sql<string>`lower(email)`, '=', sql<string>`lower(${email.trim()})`)
+    .returningAll()
+    .executeTakeFirst()
+  return user ?? null
+}
+
+export async function countUsers(db: Kysely<Database>): Promise<number> {
+  const { count } = await db
+    .selectFrom('users')
+    .select((eb) => eb.fn.countAll<string>().as('count'))
+    .executeTakeFirstOrThrow()
+  // PostgreSQL's count is a bigint, which pg hands over as a string.
+  return Number(count)
+}
