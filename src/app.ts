@@ -81,6 +81,9 @@ export async function buildApp(config: AppConfig, options: BuildAppOptions = {})
     // A hop count is one of Fastify's documented trustProxy forms; its type definitions omit numbers.
     trustProxy: config.trustProxy as boolean | string | string[],
     bodyLimit: BODY_LIMIT_BYTES,
+    // The embedded database's first start runs initdb: several seconds, tens on a busy machine,
+    // well past Fastify's 10 s default for a plugin to load.
+    pluginTimeout: 120_000,
   })
   warnAboutConfig(app, config)
 

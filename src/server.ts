@@ -26,8 +26,9 @@ async function main(): Promise<void> {
       },
     )
   }
-  process.once('SIGTERM', close)
-  process.once('SIGINT', close)
+  // `on`, not `once`: a second signal while closing must not kill the process half-way.
+  process.on('SIGTERM', close)
+  process.on('SIGINT', close)
 
   await app.listen({ host: config.host, port: config.port })
 }

@@ -1,0 +1,157 @@
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { test } from 'node:test'
+import { fileURLToPath } from 'node:url'
+import { loadConfig } from '../src/config.js'
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+const SECRET = 'a-production-secret-of-at-least-32-chars'
+
+/** Starts the real server process with only these variables; resolves when it exits or prints its first line. */
+function startServer(env: Record<string, string>, waitFor: RegExp | 'exit' = 'exit') {
+  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '', ...env },
+    })
+    let stdout = ''
+    let stderr = ''
+    let stopping = false
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`server did not finish in time; stdout: ${stdout} stderr: ${stderr}`))
+    }, 30_000)
+    child.stdout.on('data', (chunk) => {
+      stdout += chunk
+      if (waitFor !== 'exit' && !stopping && waitFor.test(stdout)) {
+        stopping = true
+        child.kill('SIGTERM')
+      }
+    })
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk
+    })
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer)
+      resolve({ code: code ?? (signal ? 128 : null), stdout, stderr })
+    })
+  })
+}
+
+function tempDir(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-config-'))
+}
+
+test('defaults follow the contract', () => {
+  const config = loadConfig({})
+  assert.equal(config.port, 3000)
+  assert.equal(config.host, '127.0.0.1')
+  assert.equal(config.databaseUrl, null)
+  assert.equal(config.dataDir, path.resolve('./data'))
+  assert.equal(config.env, 'development')
+  assert.equal(config.cookieSecure, false)
+  assert.equal(config.trustProxy, false)
+  assert.equal(config.logLevel, 'info')
+  assert.equal(config.sessionIdleMs, 168 * 3_600_000)
+  assert.equal(config.sessionMaxMs, 30 * 86_400_000)
+  assert.equal(config.sessionSecrets, null)
+})
+
+test('production makes cookies Secure unless COOKIE_SECURE says otherwise', () => {
+  assert.equal(loadConfig({ NODE_ENV: 'production', SESSION_SECRET: SECRET }).cookieSecure, true)
+  assert.equal(
+    loadConfig({ NODE_ENV: 'production', SESSION_SECRET: SECRET, COOKIE_SECURE: 'false' }).cookieSecure,
+    false,
+  )
+  assert.equal(loadConfig({ COOKIE_SECURE: 'true' }).cookieSecure, true)
+})
+
+test('a comma-separated SESSION_SECRET lists secrets, the first one signing', () => {
+  const other = 'another-secret-that-is-32-characters-or-more'
+  assert.deepEqual(loadConfig({ SESSION_SECRET: `${SECRET},${other}` }).sessionSecrets, [SECRET, other])
+})
+
+test('TRUST_PROXY takes booleans, hop counts, and lists of addresses and CIDR ranges', () => {
+  assert.equal(loadConfig({ TRUST_PROXY: 'true' }).trustProxy, true)
+  assert.equal(loadConfig({ TRUST_PROXY: 'false' }).trustProxy, false)
+  assert.equal(loadConfig({ TRUST_PROXY: '2' }).trustProxy, 2)
+  assert.deepEqual(loadConfig({ TRUST_PROXY: '10.0.0.1, 192.168.0.0/16,::1' }).trustProxy, [
+    '10.0.0.1',
+    '192.168.0.0/16',
+    '::1',
+  ])
+})
+
+for (const [name, env, variable] of [
+  ['a port that is not a number', { PORT: 'eighty' }, 'PORT'],
+  ['a port out of range', { PORT: '70000' }, 'PORT'],
+  ['a malformed DATABASE_URL', { DATABASE_URL: 'not a url' }, 'DATABASE_URL'],
+  ['a DATABASE_URL for another database', { DATABASE_URL: 'mysql://root@localhost/db' }, 'DATABASE_URL'],
+  ['a short secret', { SESSION_SECRET: 'too-short' }, 'SESSION_SECRET'],
+  ['a short secret in a rotation list', { SESSION_SECRET: `${SECRET},short` }, 'SESSION_SECRET'],
+  ['a missing secret in production', { NODE_ENV: 'production' }, 'SESSION_SECRET'],
+  ['an unknown COOKIE_SECURE', { COOKIE_SECURE: 'maybe' }, 'COOKIE_SECURE'],
+  ['a bad TRUST_PROXY entry', { TRUST_PROXY: '10.0.0.1,proxy.local' }, 'TRUST_PROXY'],
+  ['an unknown LOG_LEVEL', { LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
+  ['a zero SESSION_IDLE_HOURS', { SESSION_IDLE_HOURS: '0' }, 'SESSION_IDLE_HOURS'],
+  ['an unknown NODE_ENV', { NODE_ENV: 'staging' }, 'NODE_ENV'],
+] as const) {
+  test(`configuration refuses ${name}, naming ${variable}`, () => {
+    assert.throws(
+      () => loadConfig(env),
+      (error: Error) => error.name === 'ConfigError' && error.message.startsWith(`${variable} `),
+    )
+  })
+}
+
+for (const [name, env, variable] of [
+  ['a port that is not a number', { PORT: 'abc' }, 'PORT'],
+  ['a short secret in production', { NODE_ENV: 'production', SESSION_SECRET: 'short' }, 'SESSION_SECRET'],
+  ['a missing secret in production', { NODE_ENV: 'production' }, 'SESSION_SECRET'],
+  ['a malformed DATABASE_URL', { DATABASE_URL: 'postgres//nohost' }, 'DATABASE_URL'],
+] as const) {
+  test(`the server refuses to start with ${name}: exit 1 and one line naming ${variable}`, async () => {
+    const result = await startServer({ ...env, DATA_DIR: tempDir() })
+    assert.equal(result.code, 1)
+    const lines = result.stderr.trim().split('\n')
+    assert.equal(lines.length, 1, `expected one line, got: ${result.stderr}`)
+    assert.match(lines[0] ?? '', new RegExp(`^gatehouse: ${variable} `))
+  })
+}
+
+test('development without SESSION_SECRET generates one secret, keeps it in DATA_DIR, and reuses it', async () => {
+  const dataDir = tempDir()
+  const env = { DATA_DIR: dataDir, PORT: '0', LOG_LEVEL: 'info' }
+  const first = await startServer(env, /Server listening/)
+  assert.equal(first.code, 0, first.stderr)
+  const secretFile = path.join(dataDir, 'session-secret')
+  const secret = fs.readFileSync(secretFile, 'utf8').trim()
+  assert.ok(secret.length >= 32)
+  assert.equal(fs.statSync(secretFile).mode & 0o077, 0, 'the secret file is readable by its owner only')
+  const second = await startServer(env, /Server listening/)
+  assert.equal(second.code, 0, second.stderr)
+  assert.equal(fs.readFileSync(secretFile, 'utf8').trim(), secret)
+  fs.rmSync(dataDir, { recursive: true, force: true })
+})
+
+test('Secure cookies without a trusted proxy are warned about at start, naming TRUST_PROXY', async () => {
+  const dataDir = tempDir()
+  const result = await startServer(
+    { NODE_ENV: 'production', SESSION_SECRET: SECRET, DATA_DIR: dataDir, PORT: '0' },
+    /Server listening/,
+  )
+  assert.equal(result.code, 0, result.stderr)
+  const warnings = result.stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as { level: number; msg: string })
+    .filter((line) => line.level === 40)
+  assert.ok(
+    warnings.some((line) => /TRUST_PROXY/.test(line.msg) && /Secure/.test(line.msg)),
+    `no warning about Secure cookies and TRUST_PROXY in: ${result.stdout}`,
+  )
+  fs.rmSync(dataDir, { recursive: true, force: true })
+})
