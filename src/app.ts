@@ -101,14 +101,7 @@ export async function buildApp(config: AppConfig, options: BuildAppOptions = {})
     await app.register(viewPlugin, { cacheTemplates: config.env !== 'development' })
     await app.register(authPlugin)
 
-    await app.register(homeRoutes)
-    await app.register(healthRoutes)
-    await app.register(signupRoutes)
-    await app.register(loginRoutes)
-    await app.register(logoutRoutes)
-    await app.register(profileRoutes)
-    await app.register(adminRoutes)
-
+    // Before the routes: each route keeps the error handler in force when it is registered.
     app.setNotFoundHandler(async (request, reply) => {
       reply.code(404)
       if (prefersJson(request)) return reply.send({ error: 'Not found' })
@@ -130,6 +123,14 @@ export async function buildApp(config: AppConfig, options: BuildAppOptions = {})
         return reply.type('text/plain; charset=utf-8').send(`${page.title}: ${page.message}`)
       }
     })
+
+    await app.register(homeRoutes)
+    await app.register(healthRoutes)
+    await app.register(signupRoutes)
+    await app.register(loginRoutes)
+    await app.register(logoutRoutes)
+    await app.register(profileRoutes)
+    await app.register(adminRoutes)
 
     await app.ready()
   } catch (error) {
