@@ -16,6 +16,9 @@ function isRunning(pid: number): boolean {
   }
 }
 
+/** Lock files this process holds: a file with our own pid is only stale when it is not one of these. */
+const heldByThisProcess = new Set<string>()
+
 /**
  * Takes `<dataDir>/gatehouse.pid`, or throws DataDirLockedError naming the holder.
  * A file left by a killed process (its pid no longer runs) is taken over, so a crash never locks us out.
@@ -23,23 +26,34 @@ function isRunning(pid: number): boolean {
  */
 export function lockDataDir(dataDir: string): () => void {
   fs.mkdirSync(dataDir, { recursive: true })
-  const lockFile = path.join(dataDir, 'gatehouse.pid')
+  const lockFile = path.resolve(dataDir, 'gatehouse.pid')
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       fs.writeFileSync(lockFile, `${process.pid}\n`, { flag: 'wx' })
+      heldByThisProcess.add(lockFile)
       let released = false
       return () => {
         if (released) return
         released = true
+        heldByThisProcess.delete(lockFile)
         fs.rmSync(lockFile, { force: true })
       }
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
     }
-    const holder = Number.parseInt(fs.readFileSync(lockFile, 'utf8'), 10)
-    if (Number.isInteger(holder) && holder !== process.pid && isRunning(holder)) {
+    let holder: number
+    try {
+      holder = Number.parseInt(fs.readFileSync(lockFile, 'utf8'), 10)
+    } catch (error) {
+      // Released between our attempt and this read: try again.
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue
+      throw error
+    }
+    const heldHere = holder === process.pid && heldByThisProcess.has(lockFile)
+    // Our own pid in a file we do not hold: left by an earlier process that had the same pid (a container restart).
+    if (heldHere || (Number.isInteger(holder) && holder !== process.pid && isRunning(holder))) {
       throw new DataDirLockedError(
-        `The embedded database in ${dataDir} is in use by another gatehouse process (pid ${holder}); stop it first, or set DATABASE_URL to use a PostgreSQL server.`,
+        `The embedded database in ${dataDir} is in use by ${heldHere ? 'this process already' : `another gatehouse process (pid ${holder})`}; stop it first, or set DATABASE_URL to use a PostgreSQL server.`,
       )
     }
     fs.rmSync(lockFile, { force: true })
