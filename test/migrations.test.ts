@@ -1,0 +1,159 @@
+import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import fs from 'node:fs'
+import path from 'node:path'
+import { after, test } from 'node:test'
+import { sql } from 'kysely'
+import { type DatabaseHandle, openDatabase } from '../src/db/database.js'
+import { MIGRATIONS_FOLDER } from '../src/db/migrator.js'
+import { TEST_SECRET } from './helpers/app.js'
+import { createTestDatabase } from './helpers/database.js'
+
+const database = await createTestDatabase()
+after(() => database.drop())
+
+const MIGRATIONS = fs
+  .readdirSync(MIGRATIONS_FOLDER)
+  .filter((file) => file.endsWith('.ts'))
+  .map((file) => path.basename(file, '.ts'))
+  .sort()
+const [USERS_MIGRATION = '', SESSIONS_MIGRATION = ''] = MIGRATIONS
+
+interface CliResult {
+  code: number
+  stdout: string
+  stderr: string
+}
+
+/** `npm run migrate -- …` from source, against this file's database. */
+function migrate(...args: string[]): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli/migrate.ts', ...args],
+      {
+        cwd: new URL('..', import.meta.url),
+        timeout: 60_000,
+        env: {
+          ...process.env,
+          DATABASE_URL: database.env.DATABASE_URL ?? '',
+          DATA_DIR: database.env.DATA_DIR,
+          SESSION_SECRET: TEST_SECRET,
+          NODE_ENV: 'test',
+        },
+      },
+      (error, stdout, stderr) => {
+        if (error && typeof error.code !== 'number') reject(error)
+        else resolve({ code: typeof error?.code === 'number' ? error.code : 0, stdout, stderr })
+      },
+    )
+  })
+}
+
+/** name -> 'applied' | 'pending', as `status` prints it. */
+async function status(): Promise<Record<string, string>> {
+  const result = await migrate('status')
+  assert.equal(result.code, 0, result.stderr)
+  return Object.fromEntries(
+    result.stdout
+      .trim()
+      .split('\n')
+      .map((line) => {
+        const [state = '', name = ''] = line.trim().split(/\s+/)
+        return [name, state]
+      }),
+  )
+}
+
+async function withDatabase<T>(work: (handle: DatabaseHandle) => Promise<T>): Promise<T> {
+  const handle = await openDatabase({ databaseUrl: database.env.DATABASE_URL ?? null, dataDir: database.env.DATA_DIR })
+  try {
+    return await work(handle)
+  } finally {
+    await handle.close()
+  }
+}
+
+function errorCode(error: unknown): unknown {
+  return (error as { code?: unknown }).code
+}
+
+test('there are the two migrations, users then sessions', () => {
+  assert.equal(MIGRATIONS.length, 2, `migrations: ${MIGRATIONS}`)
+  assert.match(USERS_MIGRATION, /users$/)
+  assert.match(SESSIONS_MIGRATION, /sessions$/)
+})
+
+test('migrate up brings a fresh database to the latest and status lists both as applied', async () => {
+  const result = await migrate('up')
+  assert.equal(result.code, 0, result.stderr)
+  assert.deepEqual(await status(), { [USERS_MIGRATION]: 'applied', [SESSIONS_MIGRATION]: 'applied' })
+})
+
+test('migrate down reverts only the latest migration and up re-applies it', async () => {
+  const down = await migrate('down')
+  assert.equal(down.code, 0, down.stderr)
+  assert.match(down.stdout, new RegExp(SESSIONS_MIGRATION))
+  assert.deepEqual(await status(), { [USERS_MIGRATION]: 'applied', [SESSIONS_MIGRATION]: 'pending' })
+  const tables = await withDatabase(async ({ db }) =>
+    (await db.introspection.getTables()).map((table) => table.name).filter((name) => !name.startsWith('kysely_')),
+  )
+  assert.deepEqual(tables, ['users'])
+
+  const up = await migrate('up')
+  assert.equal(up.code, 0, up.stderr)
+  assert.match(up.stdout, new RegExp(SESSIONS_MIGRATION))
+  assert.deepEqual(await status(), { [USERS_MIGRATION]: 'applied', [SESSIONS_MIGRATION]: 'applied' })
+})
+
+test('migrate down twice empties the database and up rebuilds it', async () => {
+  assert.equal((await migrate('down')).code, 0)
+  assert.equal((await migrate('down')).code, 0)
+  assert.deepEqual(await status(), { [USERS_MIGRATION]: 'pending', [SESSIONS_MIGRATION]: 'pending' })
+  const up = await migrate('up')
+  assert.equal(up.code, 0, up.stderr)
+  assert.deepEqual(await status(), { [USERS_MIGRATION]: 'applied', [SESSIONS_MIGRATION]: 'applied' })
+})
+
+test('migrate with an unknown command or none exits non-zero with the usage', async () => {
+  for (const args of [['sideways'], []]) {
+    const result = await migrate(...args)
+    assert.notEqual(result.code, 0, `migrate ${args.join(' ')}`)
+    assert.match(result.stderr, /usage:.*up.*down.*status/)
+  }
+})
+
+test('emails are unique whatever their case', async () => {
+  await withDatabase(async ({ db }) => {
+    await db.insertInto('users').values({ email: 'a@x.io', password_hash: 'hash' }).execute()
+    const duplicate = db.insertInto('users').values({ email: 'A@x.io', password_hash: 'hash' }).execute()
+    await assert.rejects(duplicate, (error) => errorCode(error) === '23505')
+  })
+})
+
+test('sessions are indexed on expires_at, for pruning', async () => {
+  const indexes = await withDatabase(async ({ db }) => {
+    const result = await sql<{ indexdef: string }>`
+      select indexdef from pg_indexes where schemaname = current_schema() and tablename = 'sessions'`.execute(db)
+    return result.rows.map((row) => row.indexdef)
+  })
+  assert.ok(
+    indexes.some((definition) => /\(expires_at\)/.test(definition)),
+    `an index on expires_at among: ${indexes.join('; ')}`,
+  )
+})
+
+test('a role defaults to user and must be user or admin', async () => {
+  await withDatabase(async ({ db }) => {
+    const user = await db
+      .insertInto('users')
+      .values({ email: 'role-default@x.io', password_hash: 'hash' })
+      .returning('role')
+      .executeTakeFirstOrThrow()
+    assert.equal(user.role, 'user')
+    const root = sql`insert into users (email, password_hash, role) values ('role-root@x.io', 'hash', 'root')`.execute(
+      db,
+    )
+    await assert.rejects(root, (error) => errorCode(error) === '23514')
+  })
+})
