@@ -1,50 +1,18 @@
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { test } from 'node:test'
 import { sql } from 'kysely'
 import { openDatabase } from '../src/db/database.js'
 import type { User } from '../src/db/schema.js'
-import { logIn, PASSWORD, startTestApp, TEST_SECRET, uniqueEmail } from './helpers/app.js'
+import { logIn, PASSWORD, startTestApp, uniqueEmail } from './helpers/app.js'
+import { type CliResult, runCli } from './helpers/cli.js'
 
 const testApp = await startTestApp()
 // On PGlite the CLI and an app may not share the data folder: the tests start an app only when they need one.
 await testApp.close()
 
-const cliEnv: NodeJS.ProcessEnv = {
-  ...process.env,
-  // Empty means unset, and it keeps a stray .env or shell DATABASE_URL from choosing the database.
-  DATABASE_URL: testApp.database.env.DATABASE_URL ?? '',
-  DATA_DIR: testApp.database.env.DATA_DIR,
-  SESSION_SECRET: TEST_SECRET,
-  NODE_ENV: 'test',
-}
-
-interface CliResult {
-  code: number | null
-  stdout: string
-  stderr: string
-}
-
 /** `npm run user -- …` from source, with `input` on standard input. */
 function runUserCli(args: string[], input = ''): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/user.ts', ...args], {
-      cwd: new URL('..', import.meta.url),
-      env: cliEnv,
-      timeout: 60_000,
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk
-    })
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk
-    })
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-    child.stdin.end(input)
-  })
+  return runCli('user', testApp.database, args, input)
 }
 
 function createUserCli(email: string, password = PASSWORD, role?: string): Promise<CliResult> {

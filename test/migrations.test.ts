@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { after, test } from 'node:test'
 import { sql } from 'kysely'
 import { type DatabaseHandle, openDatabase } from '../src/db/database.js'
 import { MIGRATIONS_FOLDER } from '../src/db/migrator.js'
-import { TEST_SECRET } from './helpers/app.js'
+import { type CliResult, runCli } from './helpers/cli.js'
 import { createTestDatabase } from './helpers/database.js'
 
 const database = await createTestDatabase()
@@ -19,35 +18,9 @@ const MIGRATIONS = fs
   .sort()
 const [USERS_MIGRATION = '', SESSIONS_MIGRATION = ''] = MIGRATIONS
 
-interface CliResult {
-  code: number
-  stdout: string
-  stderr: string
-}
-
 /** `npm run migrate -- …` from source, against this file's database. */
 function migrate(...args: string[]): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      process.execPath,
-      ['--import', 'tsx', 'src/cli/migrate.ts', ...args],
-      {
-        cwd: new URL('..', import.meta.url),
-        timeout: 60_000,
-        env: {
-          ...process.env,
-          DATABASE_URL: database.env.DATABASE_URL ?? '',
-          DATA_DIR: database.env.DATA_DIR,
-          SESSION_SECRET: TEST_SECRET,
-          NODE_ENV: 'test',
-        },
-      },
-      (error, stdout, stderr) => {
-        if (error && typeof error.code !== 'number') reject(error)
-        else resolve({ code: typeof error?.code === 'number' ? error.code : 0, stdout, stderr })
-      },
-    )
-  })
+  return runCli('migrate', database, args)
 }
 
 /** name -> 'applied' | 'pending', as `status` prints it. */
