@@ -6,12 +6,12 @@ import { prefersJson } from './http/negotiation.js'
 import authPlugin from './plugins/auth.js'
 import dbPlugin from './plugins/db.js'
 import formsPlugin from './plugins/forms.js'
+import securityHeadersPlugin from './plugins/security-headers.js'
 import sessionPlugin from './plugins/session.js'
+import throttlingPlugin from './plugins/throttling.js'
 import viewPlugin from './plugins/view.js'
 import adminRoutes from './routes/admin.js'
-import loginRoutes from './routes/auth/login.js'
-import logoutRoutes from './routes/auth/logout.js'
-import signupRoutes from './routes/auth/signup.js'
+import authRoutes from './routes/auth/index.js'
 import healthRoutes from './routes/health.js'
 import homeRoutes from './routes/home.js'
 import profileRoutes from './routes/profile.js'
@@ -90,6 +90,7 @@ export async function buildApp(config: AppConfig, options: BuildAppOptions = {})
   try {
     await app.register(dbPlugin, { databaseUrl: config.databaseUrl, dataDir: config.dataDir })
     await app.register(fastifyAccepts)
+    await app.register(securityHeadersPlugin, { https: config.cookieSecure })
     await app.register(sessionPlugin, {
       secrets: config.sessionSecrets,
       cookieSecure: config.cookieSecure,
@@ -99,7 +100,13 @@ export async function buildApp(config: AppConfig, options: BuildAppOptions = {})
     })
     await app.register(formsPlugin)
     await app.register(viewPlugin, { cacheTemplates: config.env !== 'development' })
-    await app.register(authPlugin)
+    await app.register(throttlingPlugin, {
+      loginMaxFailures: config.loginMaxFailures,
+      loginLockMs: config.loginLockMs,
+      authRateLimit: config.authRateLimit,
+      pruneIntervalMs: config.sessionPruneIntervalMs,
+    })
+    await app.register(authPlugin, { argon2: config.argon2 })
 
     // Before the routes: each route keeps the error handler in force when it is registered.
     app.setNotFoundHandler(async (request, reply) => {
@@ -126,9 +133,7 @@ export async function buildApp(config: AppConfig, options: BuildAppOptions = {})
 
     await app.register(homeRoutes)
     await app.register(healthRoutes)
-    await app.register(signupRoutes)
-    await app.register(loginRoutes)
-    await app.register(logoutRoutes)
+    await app.register(authRoutes)
     await app.register(profileRoutes)
     await app.register(adminRoutes)
 

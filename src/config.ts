@@ -2,6 +2,7 @@
 import { isIP } from 'node:net'
 import path from 'node:path'
 import { z } from 'zod'
+import { type Argon2Parameters, OWASP_ARGON2 } from './users/passwords.js'
 
 const MIN_SECRET_LENGTH = 32
 
@@ -82,6 +83,13 @@ const EnvSchema = z.object({
   SESSION_IDLE_HOURS: positiveNumber().default(168),
   SESSION_MAX_DAYS: positiveNumber().default(30),
   SESSION_PRUNE_SECONDS: positiveNumber().default(600),
+  LOGIN_MAX_FAILURES: integerIn(1, 1_000_000).default(5),
+  LOGIN_LOCK_MINUTES: positiveNumber().default(15),
+  AUTH_RATE_LIMIT: integerIn(1, 1_000_000).default(30),
+  // Never below OWASP's argon2id minimum; stronger values upgrade stored hashes at the next log-in.
+  ARGON2_MEMORY_KIB: integerIn(OWASP_ARGON2.memoryCost, 4_194_304).default(OWASP_ARGON2.memoryCost),
+  ARGON2_TIME_COST: integerIn(OWASP_ARGON2.timeCost, 100).default(OWASP_ARGON2.timeCost),
+  ARGON2_PARALLELISM: integerIn(OWASP_ARGON2.parallelism, 64).default(OWASP_ARGON2.parallelism),
 })
 
 export interface Config {
@@ -99,6 +107,10 @@ export interface Config {
   sessionIdleMs: number
   sessionMaxMs: number
   sessionPruneIntervalMs: number
+  loginMaxFailures: number
+  loginLockMs: number
+  authRateLimit: number
+  argon2: Argon2Parameters
 }
 
 export class ConfigError extends Error {
@@ -146,6 +158,14 @@ export function loadConfig(env: Environment = process.env): Config {
     sessionIdleMs: vars.SESSION_IDLE_HOURS * 3_600_000,
     sessionMaxMs: vars.SESSION_MAX_DAYS * 86_400_000,
     sessionPruneIntervalMs: vars.SESSION_PRUNE_SECONDS * 1000,
+    loginMaxFailures: vars.LOGIN_MAX_FAILURES,
+    loginLockMs: vars.LOGIN_LOCK_MINUTES * 60_000,
+    authRateLimit: vars.AUTH_RATE_LIMIT,
+    argon2: {
+      memoryCost: vars.ARGON2_MEMORY_KIB,
+      timeCost: vars.ARGON2_TIME_COST,
+      parallelism: vars.ARGON2_PARALLELISM,
+    },
   }
 }
 

@@ -51,41 +51,55 @@ function errorCode(error: unknown): unknown {
   return (error as { code?: unknown }).code
 }
 
-test('there are the two migrations, users then sessions', () => {
-  assert.equal(MIGRATIONS.length, 2, `migrations: ${MIGRATIONS}`)
+/** Every migration in the folder with the same state. */
+function all(state: 'applied' | 'pending'): Record<string, string> {
+  return Object.fromEntries(MIGRATIONS.map((name) => [name, state]))
+}
+
+/** The tables a migration left behind, without Kysely's own bookkeeping. */
+async function tables(): Promise<string[]> {
+  return withDatabase(async ({ db }) =>
+    (await db.introspection.getTables()).map((table) => table.name).filter((name) => !name.startsWith('kysely_')),
+  )
+}
+
+test('the migrations run in date order and begin with users, then sessions', () => {
+  assert.ok(MIGRATIONS.length >= 2, `migrations: ${MIGRATIONS}`)
+  assert.deepEqual([...MIGRATIONS].sort(), MIGRATIONS)
   assert.match(USERS_MIGRATION, /users$/)
   assert.match(SESSIONS_MIGRATION, /sessions$/)
+  for (const name of MIGRATIONS) assert.match(name, /^\d{4}_\d{2}_\d{2}_\d{6}_[a-z]+_[a-z_]+$/)
 })
 
-test('migrate up brings a fresh database to the latest and status lists both as applied', async () => {
+test('migrate up brings a fresh database to the latest and status lists every migration as applied', async () => {
   const result = await migrate('up')
   assert.equal(result.code, 0, result.stderr)
-  assert.deepEqual(await status(), { [USERS_MIGRATION]: 'applied', [SESSIONS_MIGRATION]: 'applied' })
+  assert.deepEqual(await status(), all('applied'))
 })
 
 test('migrate down reverts only the latest migration and up re-applies it', async () => {
+  const latest = MIGRATIONS.at(-1) ?? ''
+  const tablesBefore = await tables()
   const down = await migrate('down')
   assert.equal(down.code, 0, down.stderr)
-  assert.match(down.stdout, new RegExp(SESSIONS_MIGRATION))
-  assert.deepEqual(await status(), { [USERS_MIGRATION]: 'applied', [SESSIONS_MIGRATION]: 'pending' })
-  const tables = await withDatabase(async ({ db }) =>
-    (await db.introspection.getTables()).map((table) => table.name).filter((name) => !name.startsWith('kysely_')),
-  )
-  assert.deepEqual(tables, ['users'])
+  assert.match(down.stdout, new RegExp(latest))
+  assert.deepEqual(await status(), { ...all('applied'), [latest]: 'pending' })
+  assert.equal((await tables()).length, tablesBefore.length - 1, 'the latest migration dropped its table')
 
   const up = await migrate('up')
   assert.equal(up.code, 0, up.stderr)
-  assert.match(up.stdout, new RegExp(SESSIONS_MIGRATION))
-  assert.deepEqual(await status(), { [USERS_MIGRATION]: 'applied', [SESSIONS_MIGRATION]: 'applied' })
+  assert.match(up.stdout, new RegExp(latest))
+  assert.deepEqual(await status(), all('applied'))
+  assert.deepEqual((await tables()).sort(), tablesBefore.sort())
 })
 
-test('migrate down twice empties the database and up rebuilds it', async () => {
-  assert.equal((await migrate('down')).code, 0)
-  assert.equal((await migrate('down')).code, 0)
-  assert.deepEqual(await status(), { [USERS_MIGRATION]: 'pending', [SESSIONS_MIGRATION]: 'pending' })
+test('migrate down as many times as there are migrations empties the database and up rebuilds it', async () => {
+  for (const _ of MIGRATIONS) assert.equal((await migrate('down')).code, 0)
+  assert.deepEqual(await status(), all('pending'))
+  assert.deepEqual(await tables(), [])
   const up = await migrate('up')
   assert.equal(up.code, 0, up.stderr)
-  assert.deepEqual(await status(), { [USERS_MIGRATION]: 'applied', [SESSIONS_MIGRATION]: 'applied' })
+  assert.deepEqual(await status(), all('applied'))
 })
 
 test('migrate with an unknown command or none exits non-zero with the usage', async () => {

@@ -23,12 +23,20 @@ export interface SessionsTable {
   expires_at: Date
 }
 
+export interface AuthCountersTable {
+  /** `login-email:<sha256 of the normalized email>` or `rate:<client address><group>`. */
+  key: string
+  count: number
+  window_ends_at: Date
+}
+
 /** What @fastify/session hands the store: its JSON form, cookie included. */
 export type SessionData = Record<string, unknown>
 
 export interface Database {
   users: UsersTable
   sessions: SessionsTable
+  auth_counters: AuthCountersTable
 }
 
 export type User = Selectable<UsersTable>

@@ -6,3 +6,5 @@ export const FormFieldError = createError<[string]>(
   'The form field "%s" must be a single text value.',
   400,
 )
+
+export const TooManyAttemptsError = createError('GH_TOO_MANY_ATTEMPTS', 'Too many attempts. Try again later.', 429)

@@ -9,6 +9,7 @@ import type { Role } from '../db/schema.js'
 import { loginPath, safeLocalPath } from '../http/local-path.js'
 import { prefersJson } from '../http/negotiation.js'
 import { type AuthUser, toAuthUser, verifyCredentials } from '../users/authentication.js'
+import { type Argon2Parameters, hashPassword } from '../users/passwords.js'
 import { findUserById } from '../users/repository.js'
 
 type AuthenticatorInstance = InstanceType<typeof Authenticator>
@@ -18,6 +19,8 @@ declare module 'fastify' {
   interface PassportUser extends AuthUser {}
   interface FastifyInstance {
     authenticator: AuthenticatorInstance
+    /** argon2id with the configured parameters. */
+    hashPassword(password: string): Promise<string>
     /** preHandler: anonymous visitors go to the log-in page (JSON clients get 401). */
     requireUser: Guard
     /** preHandler, after requireUser: other roles get a 403 page (JSON clients get 403 JSON). */
@@ -27,16 +30,24 @@ declare module 'fastify' {
 
 export const LOGIN_REQUIRED_FLASH = 'Please log in to continue.'
 
-export default fp(
-  async function authPlugin(app) {
+export interface AuthPluginOptions {
+  argon2: Argon2Parameters
+}
+
+export default fp<AuthPluginOptions>(
+  async function authPlugin(app, options) {
     // Log-in regenerates the session (no fixation) and keeps only the flash: never the old CSRF secret.
     const authenticator = new Authenticator({ clearSessionIgnoreFields: ['flash'] })
 
     authenticator.use(
       'local',
       new LocalStrategy({ usernameField: 'email', passwordField: 'password' }, (email, password, done) => {
-        verifyCredentials(app.db, email, password).then(
-          (user) => (user ? done(null, user) : done(null, false)),
+        verifyCredentials(app.db, email, password, options.argon2).then(
+          ({ user, rehashed }) => {
+            // Passed on as `info` to the log-in route, which logs the upgrade.
+            const info = { message: 'verified', rehashed }
+            return user ? done(null, user, info) : done(null, false)
+          },
           (error: unknown) => done(error),
         )
       }),
@@ -52,6 +63,7 @@ export default fp(
     await app.register(authenticator.initialize())
     await app.register(authenticator.secureSession())
     app.decorate('authenticator', authenticator)
+    app.decorate('hashPassword', (password: string) => hashPassword(password, options.argon2))
 
     app.decorate('requireUser', async function requireUser(request: FastifyRequest, reply: FastifyReply) {
       if (request.user) return undefined

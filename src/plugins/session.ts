@@ -1,6 +1,6 @@
 // Sessions: @fastify/cookie + @fastify/session on our PostgreSQL store, with sliding expiry and pruning.
 // @see https://github.com/fastify/session#options
-import fastifyCookie from '@fastify/cookie'
+import fastifyCookie, { Signer } from '@fastify/cookie'
 import fastifySession from '@fastify/session'
 import fp from 'fastify-plugin'
 import { KyselySessionStore, pruneExpiredSessions, type SessionKeys } from '../sessions/store.js'
@@ -27,8 +27,10 @@ export default fp<SessionPluginOptions>(
     const store = new KyselySessionStore(app.db, { idleMs: options.idleMs, maxMs: options.maxMs }, (error) =>
       app.log.error({ err: error }, 'session store callback failed'),
     )
+    // One signer for the session plugin and the re-sign check below: the first secret signs, all verify.
+    const signer = new Signer(options.secrets, 'sha256')
     await app.register(fastifySession, {
-      secret: options.secrets,
+      secret: signer,
       cookieName: SESSION_COOKIE,
       store,
       // No row and no cookie until something is worth keeping (a CSRF secret, a flash, a log-in).
@@ -47,10 +49,21 @@ export default fp<SessionPluginOptions>(
 
     app.addHook('onRequest', async (request) => {
       const session = request.session
-      if (typeof session?.get !== 'function' || session.get('passport') === undefined) return
-      // Changing this key marks the session modified, so it is saved with a fresh sliding expiry.
-      const minute = Math.floor(Date.now() / TOUCH_INTERVAL_MS)
-      if (session.get('touchedAt') !== minute) session.set('touchedAt', minute)
+      if (typeof session?.get !== 'function') return
+      const now = Date.now()
+      // Changing touchedAt marks the session modified, so it is saved (with a fresh sliding expiry) and its
+      // cookie sent again. Logged-in sessions: at most once a minute, so reading pages does not write.
+      if (session.get('passport') !== undefined && now - (session.get('touchedAt') ?? 0) >= TOUCH_INTERVAL_MS) {
+        session.set('touchedAt', now)
+        return
+      }
+      // A cookie signed with an older secret of SESSION_SECRET: re-save so it is re-signed with the first
+      // one. Left alone, @fastify/session treats it as a new, unsaved session and clears the cookie.
+      const cookie = request.cookies[SESSION_COOKIE]
+      if (cookie !== undefined && cookie !== session.encryptedSessionId) {
+        const unsigned = signer.unsign(cookie)
+        if (unsigned.valid && unsigned.value === session.sessionId) session.set('touchedAt', now)
+      }
     })
 
     if (options.cookieSecure) {

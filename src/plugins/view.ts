@@ -67,6 +67,8 @@ export default fp(
         const { flashes, keptEmail } = takeFlashes(request, this)
         // Logged-in pages carry the log-out form; anonymous ones only need a token where they show a form.
         const csrfToken = hasSession(request) && (user || renderOptions.form) ? this.generateCsrf() : ''
+        // Pages carry the user's data, CSRF tokens and flashes: never to be kept by a browser or a proxy.
+        this.header('cache-control', 'no-store')
         const html = await this.viewAsync(`${template}.eta`, {
           title: 'gatehouse',
           ...data,

@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto'
 import type { SessionStore } from '@fastify/session'
 import type { Session } from 'fastify'
-import type { Kysely } from 'kysely'
+import { type Kysely, sql } from 'kysely'
 import type { Database, SessionData } from '../db/schema.js'
 
 /** A session that carries no user (a CSRF secret, a flash) never lives longer than this. */
@@ -21,7 +21,7 @@ export interface SessionKeys {
   passport?: number
   /** Epoch ms of the log-in that made this session. */
   authAt?: number
-  /** The minute the sliding expiry was last written. */
+  /** Epoch ms the sliding expiry was last written. */
   touchedAt?: number
 }
 
@@ -80,7 +80,13 @@ export class KyselySessionStore implements SessionStore {
         .insertInto('sessions')
         .values(row)
         .onConflict((oc) =>
-          oc.column('id').doUpdateSet({ user_id: row.user_id, data: row.data, expires_at: row.expires_at }),
+          oc.column('id').doUpdateSet({
+            user_id: row.user_id,
+            data: row.data,
+            // A session without a user never outlives its first hour, however often it is saved.
+            expires_at:
+              row.user_id === null ? sql<Date>`least(sessions.expires_at, ${row.expires_at})` : row.expires_at,
+          }),
         )
         .execute(),
       () => callback(),

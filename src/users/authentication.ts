@@ -1,8 +1,8 @@
 // Checking an email and password against the users table, at the same cost whether or not the email exists.
 import type { Kysely } from 'kysely'
 import type { Database, Role, User } from '../db/schema.js'
-import { dummyPasswordHash, verifyPassword } from './passwords.js'
-import { findUserByEmail } from './repository.js'
+import { type Argon2Parameters, dummyPasswordHash, hashPassword, needsRehash, verifyPassword } from './passwords.js'
+import { findUserByEmail, updatePasswordHash } from './repository.js'
 
 /** What a logged-in request knows of its user: no password hash. */
 export interface AuthUser {
@@ -15,13 +15,24 @@ export function toAuthUser(user: User): AuthUser {
   return { id: user.id, email: user.email, role: user.role }
 }
 
+export interface VerifyResult {
+  user: AuthUser | null
+  /** The stored hash was weaker than the configured parameters and has been replaced. */
+  rehashed: boolean
+}
+
 export async function verifyCredentials(
   db: Kysely<Database>,
   email: string,
   password: string,
-): Promise<AuthUser | null> {
+  parameters: Argon2Parameters,
+): Promise<VerifyResult> {
   const user = await findUserByEmail(db, email)
   // An unknown email still pays for one verification, so timing does not tell which emails exist.
-  const matches = await verifyPassword(user?.password_hash ?? (await dummyPasswordHash()), password)
-  return user && matches ? toAuthUser(user) : null
+  const matches = await verifyPassword(user?.password_hash ?? (await dummyPasswordHash(parameters)), password)
+  if (!user || !matches) return { user: null, rehashed: false }
+  // The only moment we hold the plain password: upgrade a hash made with weaker parameters.
+  if (!needsRehash(user.password_hash, parameters)) return { user: toAuthUser(user), rehashed: false }
+  await updatePasswordHash(db, user.id, await hashPassword(password, parameters))
+  return { user: toAuthUser(user), rehashed: true }
 }

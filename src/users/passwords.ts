@@ -1,10 +1,19 @@
-// argon2id at OWASP's minimum (m = 19 MiB, t = 2, p = 1), on libuv's thread pool so the event loop stays free.
+// argon2id, on libuv's thread pool so the event loop stays free. OWASP's minimum is the floor; the
+// configured parameters may be stronger, and hashes made weaker are upgraded at the next log-in.
 import { hash, verify } from '@node-rs/argon2'
 
-export const ARGON2_PARAMETERS = { memoryCost: 19_456, timeCost: 2, parallelism: 1 } as const
+export interface Argon2Parameters {
+  /** KiB */
+  memoryCost: number
+  timeCost: number
+  parallelism: number
+}
 
-export function hashPassword(password: string): Promise<string> {
-  return hash(password, ARGON2_PARAMETERS)
+/** OWASP Password Storage Cheat Sheet: argon2id, m = 19 MiB, t = 2, p = 1. */
+export const OWASP_ARGON2: Argon2Parameters = { memoryCost: 19_456, timeCost: 2, parallelism: 1 }
+
+export function hashPassword(password: string, parameters: Argon2Parameters = OWASP_ARGON2): Promise<string> {
+  return hash(password, parameters)
 }
 
 /** False for a wrong password and for a hash that cannot be read; never throws on bad input. */
@@ -16,9 +25,24 @@ export async function verifyPassword(passwordHash: string, password: string): Pr
   }
 }
 
+const ARGON2ID_PHC = /^\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)\$/
+
+/** True when the stored hash is not argon2id, or any of its parameters is weaker than the configured ones. */
+export function needsRehash(passwordHash: string, parameters: Argon2Parameters): boolean {
+  const match = ARGON2ID_PHC.exec(passwordHash)
+  if (!match) return true
+  const [memoryCost, timeCost, parallelism] = match.slice(1).map(Number) as [number, number, number]
+  return memoryCost < parameters.memoryCost || timeCost < parameters.timeCost || parallelism < parameters.parallelism
+}
+
 // Verified against when the email is unknown, so that answer costs the same hashing work as a wrong password.
-let dummyHash: Promise<string> | undefined
-export function dummyPasswordHash(): Promise<string> {
-  dummyHash ??= hashPassword('gatehouse-dummy-password-for-unknown-emails')
-  return dummyHash
+const dummyHashes = new Map<string, Promise<string>>()
+export function dummyPasswordHash(parameters: Argon2Parameters): Promise<string> {
+  const key = `${parameters.memoryCost},${parameters.timeCost},${parameters.parallelism}`
+  let dummy = dummyHashes.get(key)
+  if (!dummy) {
+    dummy = hashPassword('gatehouse-dummy-password-for-unknown-emails', parameters)
+    dummyHashes.set(key, dummy)
+  }
+  return dummy
 }

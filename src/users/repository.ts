@@ -49,3 +49,11 @@ export async function countUsers(db: Kysely<Database>): Promise<number> {
   // PostgreSQL's count is a bigint, which pg hands over as a string.
   return Number(count)
 }
+
+export async function updatePasswordHash(db: Kysely<Database>, id: number, passwordHash: string): Promise<void> {
+  await db
+    .updateTable('users')
+    .set({ password_hash: passwordHash, updated_at: new Date() })
+    .where('id', '=', id)
+    .execute()
+}

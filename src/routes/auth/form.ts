@@ -1,8 +1,21 @@
-// What the sign-up and log-in forms share: reading their fields and refusing with a flash.
+// What the sign-up and log-in forms share: reading their fields, refusing with a flash, logging events.
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { FormFieldError } from '../../http/errors.js'
 import { KEPT_EMAIL_FLASH } from '../../plugins/view.js'
+import { emailDigest } from '../../throttling/login-throttle.js'
 import { emailToKeep } from '../../users/credentials.js'
+
+export const TOO_MANY_ATTEMPTS_FLASH = 'Too many attempts. Try again later.'
+
+/** Renders a form page (GET, and the 429 answer that shows the form again). */
+export type RenderForm = (request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply>
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Set on form POST routes: how to show their form again. */
+    renderForm?: RenderForm
+  }
+}
 
 export interface CredentialFields {
   email: string
@@ -21,7 +34,14 @@ export function readCredentialFields(body: unknown): CredentialFields {
   return { email: read('email'), password: read('password') }
 }
 
-/** Post/redirect/get: the refusal travels as a flash, with the typed email (never the password). */
+/** The flash for a refusal, with the typed email for the form to show again (never the password). */
+function flashRefusal(request: FastifyRequest, message: string, typedEmail: string): void {
+  request.flash('error', message)
+  const email = emailToKeep(typedEmail)
+  if (email) request.flash(KEPT_EMAIL_FLASH, email)
+}
+
+/** Post/redirect/get: the refusal travels to the form page as a flash. */
 export function refuseForm(
   request: FastifyRequest,
   reply: FastifyReply,
@@ -29,15 +49,45 @@ export function refuseForm(
   message: string,
   typedEmail: string,
 ): FastifyReply {
-  request.flash('error', message)
-  const email = emailToKeep(typedEmail)
-  if (email) request.flash(KEPT_EMAIL_FLASH, email)
+  flashRefusal(request, message, typedEmail)
   return reply.redirect(to, 303)
 }
 
-/** After a successful log-in or sign-up: the absolute session cap counts from here. */
+/** 429 with the form shown again in the same response, so a client that does not follow redirects sees it too. */
+export function refuseThrottled(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  renderForm: RenderForm,
+): Promise<FastifyReply> {
+  let typedEmail = ''
+  try {
+    typedEmail = readCredentialFields(request.body).email
+  } catch {
+    // A malformed email field is simply not kept.
+  }
+  flashRefusal(request, TOO_MANY_ATTEMPTS_FLASH, typedEmail)
+  reply.code(429)
+  return renderForm(request, reply)
+}
+
+export type AuthEvent = 'signup' | 'login' | 'login_failed' | 'login_throttled' | 'logout'
+
+/** One structured line per auth event, naming the user by id or the email by its digest, never by address. */
+export function logAuthEvent(
+  request: FastifyRequest,
+  event: AuthEvent,
+  subject: { userId: number } | { email: string },
+  extra: Record<string, unknown> = {},
+): void {
+  const who = 'userId' in subject ? { userId: subject.userId } : { emailHash: emailDigest(subject.email) }
+  request.log.info({ event, ...who, ip: request.ip, ...extra }, `auth: ${event}`)
+}
+
+/** After a successful log-in or sign-up: the absolute session cap and the sliding expiry count from here. */
 export function markAuthenticated(request: FastifyRequest): void {
-  request.session.set('authAt', Date.now())
+  const now = Date.now()
+  request.session.set('authAt', now)
+  request.session.set('touchedAt', now)
 }
 
 /** preHandler for the anonymous-only pages. */

@@ -3,7 +3,14 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { loginPath, safeLocalPath } from '../../http/local-path.js'
 import type { AuthUser } from '../../users/authentication.js'
 import { checkCredentials } from '../../users/credentials.js'
-import { markAuthenticated, readCredentialFields, redirectLoggedIn, refuseForm } from './form.js'
+import {
+  logAuthEvent,
+  markAuthenticated,
+  readCredentialFields,
+  redirectLoggedIn,
+  refuseForm,
+  refuseThrottled,
+} from './form.js'
 
 export const INVALID_LOGIN_FLASH = 'Invalid email or password.'
 
@@ -15,34 +22,50 @@ function nextOf(request: FastifyRequest): string | null {
   return safeLocalPath((request.query as LoginQuery).next)
 }
 
-export default async function loginRoutes(app: FastifyInstance) {
-  app.get('/login', { preHandler: redirectLoggedIn }, async (request, reply) => {
-    return reply.render('login', { title: 'Log in', action: loginPath(nextOf(request)) }, { form: true })
-  })
+function renderLoginForm(request: FastifyRequest, reply: FastifyReply) {
+  return reply.render('login', { title: 'Log in', action: loginPath(nextOf(request)) }, { form: true })
+}
 
-  // Rules first (they need no database), then passport-local for the password check.
+export default async function loginRoutes(app: FastifyInstance) {
+  app.get('/login', { preHandler: redirectLoggedIn }, renderLoginForm)
+
+  // Rules first (they need no database), then the per-email throttle, then passport-local.
   async function checkLoginForm(request: FastifyRequest, reply: FastifyReply) {
     const fields = readCredentialFields(request.body)
     const check = checkCredentials(fields.email, fields.password)
     if (!check.ok) return refuseForm(request, reply, loginPath(nextOf(request)), check.message, fields.email)
+    // Locked emails are refused before any password check, so the right password does not get through either.
+    if (await app.loginThrottle.isLocked(check.email)) {
+      logAuthEvent(request, 'login_throttled', { email: check.email })
+      return refuseThrottled(request, reply, renderLoginForm)
+    }
     ;(request.body as Record<string, string>).email = check.email
     return undefined
   }
 
   app.post(
     '/login',
-    { preHandler: [app.csrfProtection, checkLoginForm] },
+    {
+      preHandler: [app.csrfProtection, checkLoginForm],
+      config: { rateLimit: app.authRateLimit, renderForm: renderLoginForm },
+    },
     // The callback's returned reply tells Fastify the response is sent: no second send while the session saves.
     app.authenticator.authenticate(
       'local',
-      async (request: FastifyRequest, reply: FastifyReply, error: Error | null, user?: unknown) => {
+      async (request: FastifyRequest, reply: FastifyReply, error: Error | null, user?: unknown, info?: unknown) => {
         if (error) throw error
+        const { email } = readCredentialFields(request.body)
         if (!user) {
-          const { email } = readCredentialFields(request.body)
+          await app.loginThrottle.recordFailure(email)
+          logAuthEvent(request, 'login_failed', { email })
           return refuseForm(request, reply, loginPath(nextOf(request)), INVALID_LOGIN_FLASH, email)
         }
-        await request.logIn(user as AuthUser)
+        const authUser = user as AuthUser
+        await app.loginThrottle.clear(email)
+        await request.logIn(authUser)
         markAuthenticated(request)
+        const rehashed = (info as { rehashed?: boolean } | undefined)?.rehashed === true
+        logAuthEvent(request, 'login', { userId: authUser.id }, rehashed ? { rehashed } : {})
         return reply.redirect(nextOf(request) ?? '/profile', 303)
       },
     ),

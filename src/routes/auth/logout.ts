@@ -1,5 +1,6 @@
 // Log-out: the server-side session is destroyed (a new, empty id carries the flash).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { logAuthEvent } from './form.js'
 
 export const LOGGED_OUT_FLASH = 'You have been logged out.'
 
@@ -11,8 +12,10 @@ async function skipAnonymous(request: FastifyRequest, reply: FastifyReply) {
 
 export default async function logoutRoutes(app: FastifyInstance) {
   app.post('/logout', { preHandler: [skipAnonymous, app.csrfProtection] }, async (request, reply) => {
+    const userId = request.user?.id
     // logOut regenerates: the old row is deleted, so the old cookie opens nothing.
     await request.logOut()
+    if (userId !== undefined) logAuthEvent(request, 'logout', { userId })
     request.flash('success', LOGGED_OUT_FLASH)
     return reply.redirect('/', 303)
   })

@@ -1,0 +1,58 @@
+// Throttling, with every count in PostgreSQL so it holds across restarts and instances: auth form POSTs
+// per client address (@fastify/rate-limit on our store) and failed log-ins per email.
+// @see https://github.com/fastify/fastify-rate-limit
+import fastifyRateLimit from '@fastify/rate-limit'
+import fp from 'fastify-plugin'
+import { TooManyAttemptsError } from '../http/errors.js'
+import { pruneExpiredCounters } from '../throttling/counters.js'
+import { LoginThrottle } from '../throttling/login-throttle.js'
+import { postgresRateLimitStore } from '../throttling/rate-limit-store.js'
+
+export interface AuthRateLimit {
+  max: number
+  timeWindow: number
+  groupId: string
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    loginThrottle: LoginThrottle
+    /** Route config for the auth forms: one shared budget per client address. */
+    authRateLimit: AuthRateLimit
+  }
+}
+
+export interface ThrottlingPluginOptions {
+  loginMaxFailures: number
+  loginLockMs: number
+  authRateLimit: number
+  pruneIntervalMs: number
+}
+
+export default fp<ThrottlingPluginOptions>(
+  async function throttlingPlugin(app, options) {
+    await app.register(fastifyRateLimit, {
+      global: false,
+      // After body parsing (the refused form can keep the typed email), before CSRF and validation,
+      // so every POST counts, forged ones included.
+      hook: 'preValidation',
+      store: postgresRateLimitStore(app.db),
+      errorResponseBuilder: () => new TooManyAttemptsError(),
+      onExceeded: (request) => request.log.warn({ event: 'rate_limited', ip: request.ip }, 'auth rate limit exceeded'),
+    })
+    app.decorate('authRateLimit', { max: options.authRateLimit, timeWindow: 60_000, groupId: 'auth-forms' })
+    app.decorate('loginThrottle', new LoginThrottle(app.db, options.loginMaxFailures, options.loginLockMs))
+
+    const prune = () =>
+      pruneExpiredCounters(app.db).catch((error: unknown) =>
+        app.log.error({ err: error }, 'pruning expired auth counters failed'),
+      )
+    let timer: NodeJS.Timeout | undefined
+    app.addHook('onReady', async () => {
+      timer = setInterval(prune, options.pruneIntervalMs)
+      timer.unref()
+    })
+    app.addHook('onClose', async () => clearInterval(timer))
+  },
+  { name: 'throttling', dependencies: ['db'] },
+)

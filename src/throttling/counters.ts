@@ -1,0 +1,49 @@
+// All SQL for auth_counters: fixed-window counters in PostgreSQL, so every instance sees the same counts
+// and a restart forgets nothing.
+import { type Kysely, sql } from 'kysely'
+import type { Database } from '../db/schema.js'
+
+export interface CounterState {
+  count: number
+  /** Milliseconds until the window ends. */
+  ttlMs: number
+}
+
+const ttlMs = sql<string>`greatest(0, ceil(extract(epoch from (window_ends_at - now())) * 1000))`
+
+/** Adds one; a window that has ended starts again at 1. Atomic under concurrency (one upsert). */
+export async function incrementCounter(db: Kysely<Database>, key: string, windowMs: number): Promise<CounterState> {
+  const windowEnd = sql<Date>`now() + make_interval(secs => ${windowMs / 1000})`
+  const row = await db
+    .insertInto('auth_counters')
+    .values({ key, count: 1, window_ends_at: windowEnd })
+    .onConflict((oc) =>
+      oc.column('key').doUpdateSet({
+        count: sql`case when auth_counters.window_ends_at <= now() then 1 else auth_counters.count + 1 end`,
+        window_ends_at: sql`case when auth_counters.window_ends_at <= now() then ${windowEnd} else auth_counters.window_ends_at end`,
+      }),
+    )
+    .returning(['count', ttlMs.as('ttl_ms')])
+    .executeTakeFirstOrThrow()
+  return { count: row.count, ttlMs: Number(row.ttl_ms) }
+}
+
+/** The live count (0 once the window has ended). */
+export async function readCounter(db: Kysely<Database>, key: string): Promise<CounterState> {
+  const row = await db
+    .selectFrom('auth_counters')
+    .select(['count', ttlMs.as('ttl_ms')])
+    .where('key', '=', key)
+    .where('window_ends_at', '>', sql<Date>`now()`)
+    .executeTakeFirst()
+  return row ? { count: row.count, ttlMs: Number(row.ttl_ms) } : { count: 0, ttlMs: 0 }
+}
+
+export async function resetCounter(db: Kysely<Database>, key: string): Promise<void> {
+  await db.deleteFrom('auth_counters').where('key', '=', key).execute()
+}
+
+export async function pruneExpiredCounters(db: Kysely<Database>): Promise<number> {
+  const result = await db.deleteFrom('auth_counters').where('window_ends_at', '<=', sql<Date>`now()`).executeTakeFirst()
+  return Number(result.numDeletedRows)
+}

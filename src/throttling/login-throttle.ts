@@ -1,0 +1,37 @@
+// Failed log-ins per email, counted in PostgreSQL: after `maxFailures` within the window, that email is
+// refused (429) until the window ends, whatever password comes; other emails are unaffected.
+import { createHash } from 'node:crypto'
+import type { Kysely } from 'kysely'
+import type { Database } from '../db/schema.js'
+import { normalizeEmail } from '../users/credentials.js'
+import { incrementCounter, readCounter, resetCounter } from './counters.js'
+
+/** SHA-256 of the normalized email: what logs and counters carry instead of the address. */
+export function emailDigest(email: string): string {
+  return createHash('sha256').update(normalizeEmail(email)).digest('hex')
+}
+
+export class LoginThrottle {
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly maxFailures: number,
+    private readonly windowMs: number,
+  ) {}
+
+  private key(email: string): string {
+    return `login-email:${emailDigest(email)}`
+  }
+
+  async isLocked(email: string): Promise<boolean> {
+    return (await readCounter(this.db, this.key(email))).count >= this.maxFailures
+  }
+
+  async recordFailure(email: string): Promise<void> {
+    await incrementCounter(this.db, this.key(email), this.windowMs)
+  }
+
+  /** A success before the limit starts the count again. */
+  async clear(email: string): Promise<void> {
+    await resetCounter(this.db, this.key(email))
+  }
+}
