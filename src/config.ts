@@ -90,6 +90,8 @@ const EnvSchema = z.object({
   ARGON2_MEMORY_KIB: integerIn(OWASP_ARGON2.memoryCost, 4_194_304).default(OWASP_ARGON2.memoryCost),
   ARGON2_TIME_COST: integerIn(OWASP_ARGON2.timeCost, 100).default(OWASP_ARGON2.timeCost),
   ARGON2_PARALLELISM: integerIn(OWASP_ARGON2.parallelism, 64).default(OWASP_ARGON2.parallelism),
+  OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: integerIn(0, 60_000).default(1000),
+  OVERLOAD_MAX_HEAP_MB: integerIn(0, 1_000_000).default(0),
 })
 
 export interface Config {
@@ -111,6 +113,9 @@ export interface Config {
   loginLockMs: number
   authRateLimit: number
   argon2: Argon2Parameters
+  /** Load shedding thresholds; 0 turns a check off. */
+  overloadMaxEventLoopDelayMs: number
+  overloadMaxHeapMb: number
 }
 
 export class ConfigError extends Error {
@@ -166,6 +171,8 @@ export function loadConfig(env: Environment = process.env): Config {
       timeCost: vars.ARGON2_TIME_COST,
       parallelism: vars.ARGON2_PARALLELISM,
     },
+    overloadMaxEventLoopDelayMs: vars.OVERLOAD_MAX_EVENT_LOOP_DELAY_MS,
+    overloadMaxHeapMb: vars.OVERLOAD_MAX_HEAP_MB,
   }
 }
 

@@ -4,6 +4,9 @@ import { type Config, ConfigError, loadConfig, loadDotEnv } from './config.js'
 import { DataDirLockedError } from './db/data-dir-lock.js'
 import { developmentSessionSecret } from './dev-secret.js'
 
+/** In-flight requests get this long to finish after SIGTERM/SIGINT; then their connections are cut. */
+const SHUTDOWN_GRACE_MS = 10_000
+
 async function sessionSecrets(config: Config): Promise<string[]> {
   return config.sessionSecrets ?? [await developmentSessionSecret(config.dataDir)]
 }
@@ -17,7 +20,14 @@ async function main(): Promise<void> {
   const close = (signal: NodeJS.Signals) => {
     if (closing) return
     closing = true
-    app.log.info({ signal }, 'shutting down')
+    app.log.info({ signal }, 'shutting down: no new connections, waiting for requests in flight')
+    // app.close() stops listening, waits for requests in flight, then runs onClose: the prune timers stop
+    // and the pool or the embedded database (and its lock) is closed.
+    const grace = setTimeout(() => {
+      app.log.warn(`requests still in flight after ${SHUTDOWN_GRACE_MS / 1000} s: closing their connections`)
+      app.server.closeAllConnections()
+    }, SHUTDOWN_GRACE_MS)
+    grace.unref()
     app.close().then(
       () => process.exit(0),
       (error: unknown) => {

@@ -6,6 +6,7 @@ import path from 'node:path'
 import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { loadConfig } from '../src/config.js'
+import { createTestDatabase } from './helpers/database.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const SECRET = 'a-production-secret-of-at-least-32-chars'
@@ -23,7 +24,7 @@ function startServer(env: Record<string, string>, waitFor: RegExp | 'exit' = 'ex
     const timer = setTimeout(() => {
       child.kill('SIGKILL')
       reject(new Error(`server did not finish in time; stdout: ${stdout} stderr: ${stderr}`))
-    }, 30_000)
+    }, 60_000)
     child.stdout.on('data', (chunk) => {
       stdout += chunk
       if (waitFor !== 'exit' && !stopping && waitFor.test(stdout)) {
@@ -123,8 +124,10 @@ for (const [name, env, variable] of [
 }
 
 test('development without SESSION_SECRET generates one secret, keeps it in DATA_DIR, and reuses it', async () => {
-  const dataDir = tempDir()
-  const env = { DATA_DIR: dataDir, PORT: '0', LOG_LEVEL: 'info' }
+  // A migrated copy of the embedded database: what is tested here is the secret, not initdb.
+  const database = await createTestDatabase()
+  const dataDir = database.env.DATA_DIR
+  const env = { ...database.env, PORT: '0', LOG_LEVEL: 'info' }
   const first = await startServer(env, /Server listening/)
   assert.equal(first.code, 0, first.stderr)
   const secretFile = path.join(dataDir, 'session-secret')
@@ -134,13 +137,13 @@ test('development without SESSION_SECRET generates one secret, keeps it in DATA_
   const second = await startServer(env, /Server listening/)
   assert.equal(second.code, 0, second.stderr)
   assert.equal(fs.readFileSync(secretFile, 'utf8').trim(), secret)
-  fs.rmSync(dataDir, { recursive: true, force: true })
+  await database.drop()
 })
 
 test('Secure cookies without a trusted proxy are warned about at start, naming TRUST_PROXY', async () => {
-  const dataDir = tempDir()
+  const database = await createTestDatabase()
   const result = await startServer(
-    { NODE_ENV: 'production', SESSION_SECRET: SECRET, DATA_DIR: dataDir, PORT: '0' },
+    { NODE_ENV: 'production', SESSION_SECRET: SECRET, ...database.env, PORT: '0' },
     /Server listening/,
   )
   assert.equal(result.code, 0, result.stderr)
@@ -153,5 +156,5 @@ test('Secure cookies without a trusted proxy are warned about at start, naming T
     warnings.some((line) => /TRUST_PROXY/.test(line.msg) && /Secure/.test(line.msg)),
     `no warning about Secure cookies and TRUST_PROXY in: ${result.stdout}`,
   )
-  fs.rmSync(dataDir, { recursive: true, force: true })
+  await database.drop()
 })

@@ -8,9 +8,8 @@ import { Strategy as LocalStrategy } from 'passport-local'
 import type { Role } from '../db/schema.js'
 import { loginPath, safeLocalPath } from '../http/local-path.js'
 import { prefersJson } from '../http/negotiation.js'
-import { type AuthUser, toAuthUser, verifyCredentials } from '../users/authentication.js'
+import { type AuthUser, verifyCredentials } from '../users/authentication.js'
 import { type Argon2Parameters, hashPassword } from '../users/passwords.js'
-import { findUserById } from '../users/repository.js'
 
 type AuthenticatorInstance = InstanceType<typeof Authenticator>
 type Guard = (request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply | undefined>
@@ -53,11 +52,11 @@ export default fp<AuthPluginOptions>(
       }),
     )
     authenticator.registerUserSerializer(async (user: AuthUser) => user.id)
-    // Read on every request, so a role change or a deleted user takes effect at once; null logs out.
-    authenticator.registerUserDeserializer(async (id: unknown) => {
-      if (typeof id !== 'number') return null
-      const user = await findUserById(app.db, id)
-      return user ? toAuthUser(user) : null
+    // The store reads the user with the session, in the same query: a role change or a deleted user takes
+    // effect at once, and no second query can fail here (a throwing deserializer logs the user out).
+    authenticator.registerUserDeserializer(async (id: unknown, request: FastifyRequest) => {
+      const user = request.session.get('sessionUser')
+      return user && user.id === id ? user : null
     })
 
     await app.register(authenticator.initialize())

@@ -1,6 +1,7 @@
 // The database: opens the configured face, applies pending migrations, closes with the app.
 import fp from 'fastify-plugin'
 import type { Kysely } from 'kysely'
+import { DatabaseAvailability } from '../db/availability.js'
 import { type DatabaseFace, openDatabase } from '../db/database.js'
 import { migrateToLatest } from '../db/migrator.js'
 import type { Database } from '../db/schema.js'
@@ -9,6 +10,7 @@ declare module 'fastify' {
   interface FastifyInstance {
     db: Kysely<Database>
     dbFace: DatabaseFace
+    dbAvailability: DatabaseAvailability
   }
 }
 
@@ -19,10 +21,13 @@ export interface DbPluginOptions {
 
 export default fp<DbPluginOptions>(
   async function dbPlugin(app, options) {
+    let availability: DatabaseAvailability | undefined
     const handle = await openDatabase({
       ...options,
-      onPoolError: (error) => app.log.error({ err: error }, 'database connection lost'),
+      // An idle connection dropped by the server: the start of an outage, or a restart of the server.
+      onPoolError: (error) => availability?.reportUnavailable(error),
     })
+    availability = new DatabaseAvailability(handle.db, app.log)
     try {
       const { results = [] } = await migrateToLatest(handle.db)
       for (const migration of results) app.log.info({ migration: migration.migrationName }, 'migration applied')
@@ -33,7 +38,11 @@ export default fp<DbPluginOptions>(
     app.log.info({ face: handle.face, location: handle.location }, 'database ready')
     app.decorate('db', handle.db)
     app.decorate('dbFace', handle.face)
-    app.addHook('onClose', () => handle.close())
+    app.decorate('dbAvailability', availability)
+    app.addHook('onClose', async () => {
+      availability.stop()
+      await handle.close()
+    })
   },
   { name: 'db' },
 )

@@ -50,20 +50,21 @@ export default fp<SessionPluginOptions>(
     app.addHook('onRequest', async (request) => {
       const session = request.session
       if (typeof session?.get !== 'function') return
+      const cookie = request.cookies[SESSION_COOKIE]
+      if (cookie === undefined) return
+      // Restored from its row (with the current secret, or an older one of SESSION_SECRET)?
+      const signedWithCurrent = cookie === session.encryptedSessionId
+      if (!signedWithCurrent && signer.unsign(cookie).value !== session.sessionId) return
+      store.markLoaded(session)
+
       const now = Date.now()
       // Changing touchedAt marks the session modified, so it is saved (with a fresh sliding expiry) and its
-      // cookie sent again. Logged-in sessions: at most once a minute, so reading pages does not write.
-      if (session.get('passport') !== undefined && now - (session.get('touchedAt') ?? 0) >= TOUCH_INTERVAL_MS) {
-        session.set('touchedAt', now)
-        return
-      }
-      // A cookie signed with an older secret of SESSION_SECRET: re-save so it is re-signed with the first
-      // one. Left alone, @fastify/session treats it as a new, unsaved session and clears the cookie.
-      const cookie = request.cookies[SESSION_COOKIE]
-      if (cookie !== undefined && cookie !== session.encryptedSessionId) {
-        const unsigned = signer.unsign(cookie)
-        if (unsigned.valid && unsigned.value === session.sessionId) session.set('touchedAt', now)
-      }
+      // cookie sent again: for a logged-in session at most once a minute, so reading pages does not write;
+      // and at once for a cookie signed with an older secret, which is then re-signed with the first one
+      // (left alone, @fastify/session would take it for a new, unsaved session and clear it).
+      const touchDue =
+        session.get('passport') !== undefined && now - (session.get('touchedAt') ?? 0) >= TOUCH_INTERVAL_MS
+      if (touchDue || !signedWithCurrent) session.set('touchedAt', now)
     })
 
     if (options.cookieSecure) {

@@ -1,15 +1,19 @@
 // Liveness and readiness in one: 200 while the database answers, 503 otherwise.
 import type { FastifyInstance } from 'fastify'
-import { sql } from 'kysely'
+import { isDatabaseUnavailable } from '../db/availability.js'
+
+const UNAVAILABLE = { status: 'unavailable' }
 
 export default async function healthRoutes(app: FastifyInstance) {
-  app.get('/healthz', async (request, reply) => {
-    try {
-      await sql`select 1`.execute(app.db)
-      return { status: 'ok' }
-    } catch (error) {
-      request.log.warn({ err: error }, 'health check: database unavailable')
-      return reply.code(503).send({ status: 'unavailable' })
-    }
+  // A cookie makes @fastify/session read the database before the handler runs: answer that failure here too.
+  app.setErrorHandler(async (error, _request, reply) => {
+    if (!isDatabaseUnavailable(error)) throw error
+    app.dbAvailability.reportUnavailable(error)
+    return reply.code(503).header('retry-after', '5').send(UNAVAILABLE)
+  })
+
+  app.get('/healthz', async (_request, reply) => {
+    if (await app.dbAvailability.check()) return { status: 'ok' }
+    return reply.code(503).header('retry-after', '5').send(UNAVAILABLE)
   })
 }

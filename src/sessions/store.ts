@@ -1,9 +1,13 @@
 // @fastify/session's store on Kysely: rows keyed by a hash of the session id, expiry decided here.
+// A session and its user are read in one query; a restored session is saved as a patch of the keys this
+// request changed, so parallel requests on one session do not undo each other or revive a deleted row.
 import { createHash } from 'node:crypto'
+import { isDeepStrictEqual } from 'node:util'
 import type { SessionStore } from '@fastify/session'
 import type { Session } from 'fastify'
 import { type Kysely, sql } from 'kysely'
 import type { Database, SessionData } from '../db/schema.js'
+import type { AuthUser } from '../users/authentication.js'
 
 /** A session that carries no user (a CSRF secret, a flash) never lives longer than this. */
 export const ANONYMOUS_SESSION_MS = 60 * 60 * 1000
@@ -23,6 +27,16 @@ export interface SessionKeys {
   authAt?: number
   /** Epoch ms the sliding expiry was last written. */
   touchedAt?: number
+  /** The session's user as read with the session (null: none, or deleted). Never written back. */
+  sessionUser?: AuthUser | null
+}
+
+const SESSION_USER_KEY = 'sessionUser'
+
+/** The session as stored: its JSON form, without the user that `get` adds. */
+function storedData(session: object): SessionData {
+  const { [SESSION_USER_KEY]: _user, ...data } = JSON.parse(JSON.stringify(session)) as SessionData
+  return data
 }
 
 export function hashSessionId(sessionId: string): string {
@@ -53,41 +67,77 @@ export class KyselySessionStore implements SessionStore {
     private readonly onCallbackError: (error: unknown) => void,
   ) {}
 
+  /** What each restored session looked like when its request loaded it (see markLoaded). */
+  private readonly loaded = new WeakMap<object, SessionData>()
+
   get(sessionId: string, callback: (error: unknown, session?: Session | null) => void): void {
     this.settle(
       this.db
-        .selectFrom('sessions')
-        .select('data')
-        .where('id', '=', hashSessionId(sessionId))
+        .selectFrom('sessions as s')
+        .leftJoin('users as u', 'u.id', 's.user_id')
+        .select(['s.data', 'u.id as userId', 'u.email', 'u.role'])
+        .where('s.id', '=', hashSessionId(sessionId))
         // Expired rows wait for the pruner, but they never come back.
-        .where('expires_at', '>', new Date())
+        .where('s.expires_at', '>', new Date())
         .executeTakeFirst(),
-      (row) => callback(null, (row?.data as Session | undefined) ?? null),
+      (row) => {
+        if (!row) return callback(null, null)
+        const sessionUser: AuthUser | null =
+          row.userId !== null && row.email !== null && row.role !== null
+            ? { id: row.userId, email: row.email, role: row.role }
+            : null
+        callback(null, { ...row.data, [SESSION_USER_KEY]: sessionUser } as Session)
+      },
       callback,
     )
   }
 
+  /** Called for a session its request restored from a row: saves then patch that row, never re-create it. */
+  markLoaded(session: object): void {
+    this.loaded.set(session, storedData(session))
+  }
+
   set(sessionId: string, session: Session, callback: Done): void {
-    const data = JSON.parse(JSON.stringify(session)) as SessionData
-    const row = {
-      id: hashSessionId(sessionId),
-      user_id: userIdOf(data),
-      data: JSON.stringify(data),
-      expires_at: sessionExpiry(data, this.lifetimes),
+    const data = storedData(session)
+    const id = hashSessionId(sessionId)
+    const userId = userIdOf(data)
+    const expiresAt = sessionExpiry(data, this.lifetimes)
+    // A session without a user never outlives its first hour, however often it is saved.
+    const expiry = userId === null ? sql<Date>`least(sessions.expires_at, ${expiresAt})` : expiresAt
+    const before = this.loaded.get(session)
+
+    if (before) {
+      const changed = Object.fromEntries(
+        Object.entries(data).filter(([key, value]) => !isDeepStrictEqual(value, before[key])),
+      )
+      const removed = Object.keys(before).filter((key) => !(key in data))
+      this.settle(
+        this.db
+          .updateTable('sessions')
+          .set({
+            // Only this request's changes: a flash or a key another request wrote meanwhile stays.
+            data: sql`(data - ${removed}::text[]) || ${JSON.stringify(changed)}::jsonb`,
+            user_id: userId,
+            expires_at: expiry,
+          })
+          // No row any more (logged out or expired meanwhile): nothing is written, nothing revived.
+          .where('id', '=', id)
+          .executeTakeFirst(),
+        () => {
+          this.loaded.set(session, data)
+          callback()
+        },
+        callback,
+      )
+      return
     }
+
+    const serialized = JSON.stringify(data)
     this.settle(
       this.db
         .insertInto('sessions')
-        .values(row)
-        .onConflict((oc) =>
-          oc.column('id').doUpdateSet({
-            user_id: row.user_id,
-            data: row.data,
-            // A session without a user never outlives its first hour, however often it is saved.
-            expires_at:
-              row.user_id === null ? sql<Date>`least(sessions.expires_at, ${row.expires_at})` : row.expires_at,
-          }),
-        )
+        .values({ id, user_id: userId, data: serialized, expires_at: expiresAt })
+        .onConflict((oc) => oc.column('id').doUpdateSet({ user_id: userId, data: serialized, expires_at: expiry }))
         .execute(),
       () => callback(),
       callback,

@@ -1,0 +1,58 @@
+import assert from 'node:assert/strict'
+import { after, test } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { signUp, startTestApp } from './helpers/app.js'
+import { startThrowawayPostgres, throwawayPostgresUnavailable } from './helpers/postgres-server.js'
+
+const unavailable = throwawayPostgresUnavailable()
+if (unavailable) console.log(`# db-outage tests skipped: ${unavailable}`)
+
+test('a database outage answers 503, logs once, and heals by itself', { skip: unavailable ?? false }, async (t) => {
+  const server = await startThrowawayPostgres()
+  after(() => server.remove())
+  const testApp = await startTestApp({ DATABASE_URL: server.url })
+  const { browser } = await signUp(testApp)
+  assert.equal((await browser.get('/profile')).status, 200)
+
+  await server.stop()
+
+  const page = await browser.get('/profile')
+  assert.equal(page.status, 503, page.html.slice(0, 300))
+  assert.equal(page.headers.get('retry-after'), '5')
+  assert.match(page.html, /Temporarily unavailable/)
+  const json = await browser.get('/profile', { accept: 'application/json' })
+  assert.equal(json.status, 503)
+  assert.equal(typeof (json.json() as { error: unknown }).error, 'string')
+  const health = await browser.get('/healthz', { accept: 'application/json' })
+  assert.equal(health.status, 503)
+  assert.deepEqual(health.json(), { status: 'unavailable' })
+  const login = await testApp.browser().get('/login')
+  assert.equal(login.status, 503, 'a page that needs a session answers 503 too')
+  for (let i = 0; i < 5; i++) assert.equal((await browser.get('/profile')).status, 503)
+
+  const outageLines = testApp.logs.filter((line) => /^database unavailable/.test(String(line.msg)))
+  assert.equal(outageLines.length, 1, `one log line for the outage, got ${outageLines.length}`)
+  assert.equal(
+    testApp.logs.filter((line) => Number(line.level) >= 50 && line.msg === 'request failed').length,
+    0,
+    'no per-request error lines during the outage',
+  )
+
+  await server.start()
+  const startedAt = Date.now()
+  let healed = false
+  while (Date.now() - startedAt < 5000) {
+    if ((await browser.get('/healthz')).status === 200) {
+      healed = true
+      break
+    }
+    await sleep(100)
+  }
+  const seconds = (Date.now() - startedAt) / 1000
+  t.diagnostic(`healthy again ${seconds.toFixed(2)} s after the server came back`)
+  assert.ok(healed, 'healthy again within 5 s, without a restart')
+  const back = await browser.get('/profile')
+  assert.equal(back.status, 200, 'the session outlived the outage')
+  await sleep(1200)
+  assert.equal(testApp.logs.filter((line) => line.msg === 'database available again').length, 1)
+})

@@ -1,0 +1,160 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import type { Session } from 'fastify'
+import { hashSessionId, KyselySessionStore } from '../src/sessions/store.js'
+import { countRows, signUp, startTestApp, type TestApp } from './helpers/app.js'
+import { Browser } from './helpers/browser.js'
+
+const testApp = await startTestApp()
+
+/** A second browser holding the same cookie, as a second tab of one browser would. */
+function sameCookie(app: TestApp, browser: Browser): Browser {
+  const twin = new Browser(app.url)
+  for (const [name, value] of browser.cookies) twin.cookies.set(name, value)
+  return twin
+}
+
+function sessionId(browser: Browser): string {
+  const value = decodeURIComponent(browser.sid ?? '')
+  return value.slice(0, value.lastIndexOf('.'))
+}
+
+async function forceTouchDue(app: TestApp, browser: Browser): Promise<void> {
+  // Make the next request write (the sliding expiry is due), so parallel requests all save.
+  const id = hashSessionId(sessionId(browser))
+  const row = await app.db.selectFrom('sessions').select('data').where('id', '=', id).executeTakeFirstOrThrow()
+  const data = { ...row.data, touchedAt: 0 }
+  await app.db
+    .updateTable('sessions')
+    .set({ data: JSON.stringify(data) })
+    .where('id', '=', id)
+    .execute()
+}
+
+test('parallel requests on one session never log the user out', async () => {
+  const { browser, email } = await signUp(testApp)
+  for (let round = 0; round < 5; round++) {
+    await forceTouchDue(testApp, browser)
+    const pages = await Promise.all(Array.from({ length: 20 }, () => sameCookie(testApp, browser).get('/profile')))
+    for (const page of pages) {
+      assert.equal(page.status, 200, `round ${round}: ${page.status} ${page.location}`)
+      assert.ok(page.html.includes(email))
+    }
+  }
+  assert.equal((await browser.get('/profile')).status, 200)
+})
+
+test('requests that loaded the session before log-out do not bring it back', async () => {
+  for (let round = 0; round < 5; round++) {
+    const { browser, email } = await signUp(testApp)
+    const user = await testApp.db.selectFrom('users').select('id').where('email', '=', email).executeTakeFirstOrThrow()
+    const token = (await browser.get('/profile')).csrfToken
+    const stale = sameCookie(testApp, browser)
+    await forceTouchDue(testApp, browser)
+    // Page views that each want to write (the touch is due), racing the log-out.
+    const views = Array.from({ length: 10 }, () => sameCookie(testApp, stale).get('/profile'))
+    const logout = browser.post('/logout', { _csrf: token })
+    const [loggedOut, ...pages] = await Promise.all([logout, ...views])
+    assert.equal(loggedOut?.location, '/', `round ${round}: log-out went home`)
+    for (const page of pages) assert.ok(page.status < 500, `round ${round}: status ${page.status}`)
+    const rows = await testApp.db.selectFrom('sessions').select('id').where('user_id', '=', user.id).execute()
+    assert.deepEqual(rows, [], `round ${round}: no session row of the user survives the log-out`)
+    const after = await stale.get('/profile')
+    assert.equal(after.location, '/login?next=%2Fprofile', `round ${round}: the old cookie opens nothing`)
+  }
+})
+
+test('a flash set by one request survives parallel requests that save the same session', async () => {
+  const { browser } = await signUp(testApp)
+  for (let round = 0; round < 5; round++) {
+    const token = (await browser.get('/profile')).csrfToken
+    await forceTouchDue(testApp, browser)
+    // Requests that save the session (the touch is due) without showing flashes, racing one that sets a flash:
+    // a refused sign-up post sets an error flash and redirects.
+    const savers = Array.from({ length: 10 }, () => sameCookie(testApp, browser).get('/healthz'))
+    const flashing = sameCookie(testApp, browser).post('/signup', {
+      _csrf: token,
+      email: 'not-an-email',
+      password: 'x',
+    })
+    const [refusal, ...saved] = await Promise.all([flashing, ...savers])
+    assert.equal(refusal?.location, '/signup')
+    for (const page of saved) assert.equal(page.status, 200)
+    const page = await browser.get('/profile')
+    assert.ok(
+      page.flashes.some((flash) => flash.type === 'error'),
+      `round ${round}: the error flash is still there: ${JSON.stringify(page.flashes)}`,
+    )
+  }
+})
+
+test('parallel first visits make one session each, and no 5xx', async () => {
+  const before = await countRows(testApp.db, 'sessions')
+  const pages = await Promise.all(Array.from({ length: 20 }, () => testApp.browser().get('/login')))
+  for (const page of pages) assert.equal(page.status, 200)
+  assert.equal(await countRows(testApp.db, 'sessions'), before + 20)
+})
+
+// The same races, with the interleaving fixed: two requests' views of one session, driven through the
+// app's own store on this file's database.
+const store = new KyselySessionStore(testApp.db, { idleMs: 3_600_000, maxMs: 86_400_000 }, (error) => {
+  throw error
+})
+
+function load(id: string): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) =>
+    store.get(id, (error, session) => (error ? reject(error) : resolve({ ...(session as object) }))),
+  )
+}
+
+function save(id: string, session: Record<string, unknown>): Promise<void> {
+  return new Promise((resolve, reject) =>
+    store.set(id, session as unknown as Session, (error) => (error ? reject(error) : resolve())),
+  )
+}
+
+async function storedRow(id: string) {
+  return testApp.db.selectFrom('sessions').selectAll().where('id', '=', hashSessionId(id)).executeTakeFirst()
+}
+
+test('a save by a request that loaded the session earlier keeps what another request wrote since', async () => {
+  const { browser } = await signUp(testApp)
+  const id = sessionId(browser)
+  const first = await load(id)
+  const second = await load(id)
+  store.markLoaded(first)
+  store.markLoaded(second)
+
+  // Each request changes its own session object, as @fastify/session hands the store the same one it loaded.
+  first.flash = { error: ['set by the first request'] }
+  await save(id, first)
+  second.touchedAt = 12345
+  await save(id, second)
+
+  const row = await storedRow(id)
+  assert.deepEqual(row?.data.flash, { error: ['set by the first request'] }, 'the first request’s flash is kept')
+  assert.equal(row?.data.touchedAt, 12345, 'the second request’s change is written')
+  assert.equal(row?.data.sessionUser, undefined, 'the user read with the session is never stored')
+})
+
+test('a save by a request that loaded the session before log-out does not revive it', async () => {
+  const { browser } = await signUp(testApp)
+  const id = sessionId(browser)
+  const token = (await browser.get('/profile')).csrfToken
+  const loadedBeforeLogout = await load(id)
+  store.markLoaded(loadedBeforeLogout)
+
+  assert.equal((await browser.post('/logout', { _csrf: token })).location, '/')
+  assert.equal(await storedRow(id), undefined, 'log-out deleted the row')
+  loadedBeforeLogout.touchedAt = Date.now()
+  await save(id, loadedBeforeLogout)
+
+  assert.equal(await storedRow(id), undefined, 'the late save wrote nothing')
+})
+
+test('a brand-new session is inserted as a whole', async () => {
+  const id = `new-session-${process.pid}-${Date.now()}`
+  await save(id, { cookie: { expires: new Date(Date.now() + 60_000).toISOString() }, flash: { info: ['hello'] } })
+  const row = await storedRow(id)
+  assert.deepEqual(row?.data.flash, { info: ['hello'] })
+})
