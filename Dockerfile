@@ -11,6 +11,7 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY migrations ./migrations
 COPY templates ./templates
+COPY public ./public
 RUN npm run build \
  && npm prune --omit=dev
 
@@ -25,6 +26,7 @@ WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/templates ./templates
+COPY --from=build /app/public ./public
 COPY --from=build /app/package.json ./package.json
 
 USER node

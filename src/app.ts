@@ -2,12 +2,15 @@
 import fastifyAccepts from '@fastify/accepts'
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { Config } from './config.js'
+import { isDatabaseUnavailable } from './db/availability.js'
 import { prefersJson } from './http/negotiation.js'
 import authPlugin from './plugins/auth.js'
 import dbPlugin from './plugins/db.js'
 import formsPlugin from './plugins/forms.js'
+import loadSheddingPlugin from './plugins/load-shedding.js'
 import securityHeadersPlugin from './plugins/security-headers.js'
 import sessionPlugin from './plugins/session.js'
+import staticPlugin from './plugins/static.js'
 import throttlingPlugin from './plugins/throttling.js'
 import viewPlugin from './plugins/view.js'
 import adminRoutes from './routes/admin.js'
@@ -35,7 +38,17 @@ const ERROR_PAGES: Record<number, { title: string; message: string }> = {
   404: { title: 'Page not found', message: 'There is no page at this address.' },
   413: { title: 'Too large', message: 'That request is larger than this site accepts.' },
   415: { title: 'Unsupported request', message: 'That kind of request body is not accepted here.' },
+  429: { title: 'Too many requests', message: 'Too many attempts. Try again later.' },
   500: { title: 'Something went wrong', message: 'Something went wrong on our side. Please try again.' },
+  503: {
+    title: 'Temporarily unavailable',
+    message: 'gatehouse cannot reach its database right now. Please try again in a few seconds.',
+  },
+}
+
+const OVERLOADED_PAGE = {
+  title: 'Temporarily unavailable',
+  message: 'gatehouse is very busy right now. Please try again in a few seconds.',
 }
 
 function loggerOptions(config: AppConfig, options: BuildAppOptions): FastifyServerOptions['logger'] {
@@ -84,13 +97,33 @@ export async function buildApp(config: AppConfig, options: BuildAppOptions = {})
     // The embedded database's first start runs initdb: several seconds, tens on a busy machine,
     // well past Fastify's 10 s default for a plugin to load.
     pluginTimeout: 120_000,
+    // A request already on an open connection when shutdown starts is in flight: serve it (with
+    // Connection: close, below) rather than 503. New connections are refused once close() begins.
+    return503OnClosing: false,
   })
   warnAboutConfig(app, config)
 
+  // While closing, each answer ends its keep-alive connection, so the process need not wait for idle
+  // timeouts; sockets idle when close() begins are closed by Fastify.
+  let closing = false
+  app.addHook('preClose', async () => {
+    closing = true
+  })
+  app.addHook('onSend', async (_request, reply) => {
+    if (closing) reply.header('connection', 'close')
+  })
+
   try {
     await app.register(dbPlugin, { databaseUrl: config.databaseUrl, dataDir: config.dataDir })
+    // After the database opens (PGlite's start blocks the event loop for seconds, which is not overload),
+    // before the session plugin (whose hooks read the database): a shed request costs no database work.
+    await app.register(loadSheddingPlugin, {
+      maxEventLoopDelayMs: config.overloadMaxEventLoopDelayMs,
+      maxHeapUsedMb: config.overloadMaxHeapMb,
+    })
     await app.register(fastifyAccepts)
     await app.register(securityHeadersPlugin, { https: config.cookieSecure })
+    await app.register(staticPlugin)
     await app.register(sessionPlugin, {
       secrets: config.sessionSecrets,
       cookieSecure: config.cookieSecure,
@@ -116,11 +149,21 @@ export async function buildApp(config: AppConfig, options: BuildAppOptions = {})
     })
 
     app.setErrorHandler(async (error: FastifyError, request, reply) => {
-      const status =
-        error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500
-      if (status >= 500) request.log.error({ err: error }, 'request failed')
-      else request.log.info({ code: error.code, status }, error.message)
-      const page = errorPage(status, error)
+      const unavailable = isDatabaseUnavailable(error)
+      const status = unavailable
+        ? 503
+        : error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 600
+          ? error.statusCode
+          : 500
+      // Shed by load-shedding (503 and Retry-After already set): logging each one would add to the load.
+      const overloaded = error.code === 'FST_UNDER_PRESSURE'
+      if (unavailable) {
+        // One log line per outage, not one per request.
+        app.dbAvailability.reportUnavailable(error)
+        reply.header('retry-after', '5')
+      } else if (status >= 500 && !overloaded) request.log.error({ err: error }, 'request failed')
+      else if (!overloaded) request.log.info({ code: error.code, status }, error.message)
+      const page = overloaded ? OVERLOADED_PAGE : errorPage(status, error)
       reply.code(status)
       if (prefersJson(request)) return reply.send({ error: page.message })
       try {

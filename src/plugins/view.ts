@@ -11,6 +11,16 @@ export type FlashType = 'success' | 'error' | 'info'
 export const FLASH_TYPES: readonly FlashType[] = ['success', 'error', 'info']
 /** A flash entry that is not shown: the email a refused form gives back to its input. */
 export const KEPT_EMAIL_FLASH = 'keptEmail'
+/** A flash entry that is not shown: the field a refusal is about, so the form repeats the error beside it. */
+export const ERROR_FIELD_FLASH = 'errorField'
+
+export type FormField = 'email' | 'password'
+/** The error text to show beside a field, by field. */
+export type FieldErrors = Partial<Record<FormField, string>>
+
+function isFormField(value: string | undefined): value is FormField {
+  return value === 'email' || value === 'password'
+}
 
 export interface FlashMessage {
   type: FlashType
@@ -33,16 +43,26 @@ function hasSession(request: FastifyRequest): boolean {
   return typeof request.session?.get === 'function'
 }
 
+interface TakenFlashes {
+  flashes: FlashMessage[]
+  keptEmail: string
+  fieldErrors: FieldErrors
+}
+
 /** The messages waiting in the session, removed as they are read. Reads nothing from an empty flash,
  * because touching it would create a session for a visitor who has none. */
-function takeFlashes(request: FastifyRequest, reply: FastifyReply): { flashes: FlashMessage[]; keptEmail: string } {
+function takeFlashes(request: FastifyRequest, reply: FastifyReply): TakenFlashes {
   const waiting = hasSession(request)
     ? (request.session.get('flash') as Record<string, string[]> | undefined)
     : undefined
-  if (!waiting || Object.keys(waiting).length === 0) return { flashes: [], keptEmail: '' }
+  if (!waiting || Object.keys(waiting).length === 0) return { flashes: [], keptEmail: '', fieldErrors: {} }
   const all = reply.flash() as Record<string, string[] | undefined>
   const flashes = FLASH_TYPES.flatMap((type) => (all[type] ?? []).map((message) => ({ type, message })))
-  return { flashes, keptEmail: all[KEPT_EMAIL_FLASH]?.at(-1) ?? '' }
+  // reply.flash() empties every entry at once, so the field marker must be read here or it is lost.
+  const field = all[ERROR_FIELD_FLASH]?.at(-1)
+  const error = all.error?.at(-1)
+  const fieldErrors: FieldErrors = isFormField(field) && error ? { [field]: error } : {}
+  return { flashes, keptEmail: all[KEPT_EMAIL_FLASH]?.at(-1) ?? '', fieldErrors }
 }
 
 export default fp(
@@ -64,7 +84,7 @@ export default fp(
       ) {
         const request = this.request
         const user = request.user ?? null
-        const { flashes, keptEmail } = takeFlashes(request, this)
+        const { flashes, keptEmail, fieldErrors } = takeFlashes(request, this)
         // Logged-in pages carry the log-out form; anonymous ones only need a token where they show a form.
         const csrfToken = hasSession(request) && (user || renderOptions.form) ? this.generateCsrf() : ''
         // Pages carry the user's data, CSRF tokens and flashes: never to be kept by a browser or a proxy.
@@ -75,6 +95,7 @@ export default fp(
           user,
           flashes,
           keptEmail,
+          fieldErrors,
           csrfToken,
         })
         return this.send(html)

@@ -8,24 +8,29 @@ const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/
 // One @, something on each side, a dot in the domain; no spaces. Deliverability is not ours to judge.
 const EMAIL_SHAPE = /^[^\s@]+@[^\s@.]+(\.[^\s@.]+)+$/
 
-export type CredentialsCheck = { ok: true; email: string; password: string } | { ok: false; message: string }
+/** The form field a refusal is about, so the form can show the message beside it. */
+export type CredentialField = 'email' | 'password'
+
+export type CredentialsCheck =
+  | { ok: true; email: string; password: string }
+  | { ok: false; message: string; field: CredentialField }
 
 /** Trims the email; returns what is wrong in words a person can act on. */
 export function checkCredentials(rawEmail: string, password: string): CredentialsCheck {
   const email = rawEmail.trim()
-  if (email === '') return { ok: false, message: 'Please enter your email address.' }
+  if (email === '') return { ok: false, message: 'Please enter your email address.', field: 'email' }
   if (email.length > EMAIL_MAX_LENGTH) {
-    return { ok: false, message: `Email addresses are at most ${EMAIL_MAX_LENGTH} characters.` }
+    return { ok: false, message: `Email addresses are at most ${EMAIL_MAX_LENGTH} characters.`, field: 'email' }
   }
   if (CONTROL_CHARACTERS.test(email) || !EMAIL_SHAPE.test(email)) {
-    return { ok: false, message: 'Please enter a valid email address, like name@example.com.' }
+    return { ok: false, message: 'Please enter a valid email address, like name@example.com.', field: 'email' }
   }
   const passwordLength = [...password].length
   if (passwordLength < PASSWORD_MIN_LENGTH) {
-    return { ok: false, message: `Passwords are at least ${PASSWORD_MIN_LENGTH} characters.` }
+    return { ok: false, message: `Passwords are at least ${PASSWORD_MIN_LENGTH} characters.`, field: 'password' }
   }
   if (passwordLength > PASSWORD_MAX_LENGTH) {
-    return { ok: false, message: `Passwords are at most ${PASSWORD_MAX_LENGTH} characters.` }
+    return { ok: false, message: `Passwords are at most ${PASSWORD_MAX_LENGTH} characters.`, field: 'password' }
   }
   return { ok: true, email, password }
 }

@@ -1,7 +1,7 @@
 // What the sign-up and log-in forms share: reading their fields, refusing with a flash, logging events.
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { FormFieldError } from '../../http/errors.js'
-import { KEPT_EMAIL_FLASH } from '../../plugins/view.js'
+import { ERROR_FIELD_FLASH, type FormField, KEPT_EMAIL_FLASH } from '../../plugins/view.js'
 import { emailDigest } from '../../throttling/login-throttle.js'
 import { emailToKeep } from '../../users/credentials.js'
 
@@ -34,11 +34,13 @@ export function readCredentialFields(body: unknown): CredentialFields {
   return { email: read('email'), password: read('password') }
 }
 
-/** The flash for a refusal, with the typed email for the form to show again (never the password). */
-function flashRefusal(request: FastifyRequest, message: string, typedEmail: string): void {
+/** The flash for a refusal, with the typed email for the form to show again (never the password) and,
+ * when the refusal is about one field, that field, so the form repeats the message beside it. */
+function flashRefusal(request: FastifyRequest, message: string, typedEmail: string, field?: FormField): void {
   request.flash('error', message)
   const email = emailToKeep(typedEmail)
   if (email) request.flash(KEPT_EMAIL_FLASH, email)
+  if (field) request.flash(ERROR_FIELD_FLASH, field)
 }
 
 /** Post/redirect/get: the refusal travels to the form page as a flash. */
@@ -48,8 +50,9 @@ export function refuseForm(
   to: string,
   message: string,
   typedEmail: string,
+  field?: FormField,
 ): FastifyReply {
-  flashRefusal(request, message, typedEmail)
+  flashRefusal(request, message, typedEmail, field)
   return reply.redirect(to, 303)
 }
 

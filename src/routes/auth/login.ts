@@ -33,7 +33,9 @@ export default async function loginRoutes(app: FastifyInstance) {
   async function checkLoginForm(request: FastifyRequest, reply: FastifyReply) {
     const fields = readCredentialFields(request.body)
     const check = checkCredentials(fields.email, fields.password)
-    if (!check.ok) return refuseForm(request, reply, loginPath(nextOf(request)), check.message, fields.email)
+    if (!check.ok) {
+      return refuseForm(request, reply, loginPath(nextOf(request)), check.message, fields.email, check.field)
+    }
     // Locked emails are refused before any password check, so the right password does not get through either.
     if (await app.loginThrottle.isLocked(check.email)) {
       logAuthEvent(request, 'login_throttled', { email: check.email })
@@ -58,6 +60,7 @@ export default async function loginRoutes(app: FastifyInstance) {
         if (!user) {
           await app.loginThrottle.recordFailure(email)
           logAuthEvent(request, 'login_failed', { email })
+          // No field: saying which of the two was wrong would tell an attacker which emails exist.
           return refuseForm(request, reply, loginPath(nextOf(request)), INVALID_LOGIN_FLASH, email)
         }
         const authUser = user as AuthUser

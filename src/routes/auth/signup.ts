@@ -20,12 +20,12 @@ export default async function signupRoutes(app: FastifyInstance) {
     async (request, reply) => {
       const fields = readCredentialFields(request.body)
       const check = checkCredentials(fields.email, fields.password)
-      if (!check.ok) return refuseForm(request, reply, '/signup', check.message, fields.email)
+      if (!check.ok) return refuseForm(request, reply, '/signup', check.message, fields.email, check.field)
 
       // Hash before touching the database: the slow part never holds a connection.
       const passwordHash = await app.hashPassword(check.password)
       const user = await createUser(app.db, { email: check.email, passwordHash })
-      if (!user) return refuseForm(request, reply, '/signup', EMAIL_TAKEN_FLASH, fields.email)
+      if (!user) return refuseForm(request, reply, '/signup', EMAIL_TAKEN_FLASH, fields.email, 'email')
 
       await request.logIn(toAuthUser(user))
       markAuthenticated(request)
