@@ -14,7 +14,12 @@ test('a database outage answers 503, logs once, and heals by itself', { skip: un
   const { browser } = await signUp(testApp)
   assert.equal((await browser.get('/profile')).status, 200)
 
+  // Stop the server with requests in flight: connections in use when it goes away must not crash the process.
+  const inFlight = Array.from({ length: 30 }, () => browser.get('/profile').catch((error: Error) => error))
   await server.stop()
+  for (const result of await Promise.all(inFlight)) {
+    if (!(result instanceof Error)) assert.ok(result.status === 200 || result.status === 503, `status ${result.status}`)
+  }
 
   const page = await browser.get('/profile')
   assert.equal(page.status, 503, page.html.slice(0, 300))

@@ -41,6 +41,9 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
   if (options.databaseUrl) {
     const pool = new pg.Pool({ connectionString: options.databaseUrl, max: 10, connectionTimeoutMillis: 5000 })
     pool.on('error', onPoolError)
+    // The pool listens only to idle clients; a client in use when the server goes away emits 'error' on
+    // itself, which with no listener is an uncaught exception that kills the process. Its query fails anyway.
+    pool.on('connect', (client) => client.on('error', onPoolError))
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
     return { db, face: 'postgres', location: redactPassword(options.databaseUrl), close: () => db.destroy() }
   }
