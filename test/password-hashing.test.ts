@@ -144,8 +144,9 @@ test('a form body over 16 KiB is answered 413 on /login and /signup', async () =
   assert.equal(await countRows(testApp.db, 'users'), users, 'no user was created')
 })
 
-test('a 257-character password is refused with a flash, faster than one password check', async () => {
+test('a 257-character password is refused with a flash before any password check', async (t) => {
   const user = await createTestUser(testApp)
+  const failedChecksBefore = testApp.logs.filter((line) => line.event === 'login_failed').length
   const tooLong = 'a'.repeat(257)
   const browser = testApp.browser()
   await browser.get('/login')
@@ -176,14 +177,12 @@ test('a 257-character password is refused with a flash, faster than one password
     wrongPasswords.push(wrong.ms)
   }
   assert.equal(await countRows(testApp.db, 'users'), users, 'no user was created')
-  const baseline = median(wrongPasswords)
-  assert.ok(
-    median(refusals) < 0.5 * baseline,
-    `log-in refusal ${median(refusals).toFixed(1)} ms vs wrong password ${baseline.toFixed(1)} ms`,
-  )
-  assert.ok(
-    median(signupRefusals) < 0.5 * baseline,
-    `sign-up refusal ${median(signupRefusals).toFixed(1)} ms vs wrong password ${baseline.toFixed(1)} ms`,
+  // The password check is what logs login_failed: the 8 refusals by length never reached it, the 7 wrong
+  // passwords did. (Wall-clock times are printed, not asserted: on a loaded machine they prove nothing.)
+  const failedChecks = testApp.logs.filter((line) => line.event === 'login_failed').length
+  assert.equal(failedChecks - failedChecksBefore, 7, 'only the wrong passwords reached the password check')
+  t.diagnostic(
+    `medians: log-in refusal ${median(refusals).toFixed(1)} ms, sign-up refusal ${median(signupRefusals).toFixed(1)} ms, wrong password ${median(wrongPasswords).toFixed(1)} ms`,
   )
 })
 
