@@ -26,7 +26,9 @@ test('SIGTERM lets requests in flight finish, closes the database and exits 0', 
   const signUps = browsers.map((browser, i) =>
     browser.post('/signup', { email: `shutdown-${process.pid}-${i}@example.com`, password: PASSWORD }),
   )
-  await sleep(30)
+  // Long enough for every request to be read by the server (argon2 keeps them in flight far longer);
+  // a request still unread on a socket that looks idle when close() begins can be reset.
+  await sleep(150)
   const signalledAt = Date.now()
   server.child.kill('SIGTERM')
 
