@@ -110,8 +110,14 @@ export async function startServer(env: Record<string, string>): Promise<ServerPr
       resolve(code ?? signal)
     }),
   )
-  // Never leave a server behind, whatever happens to this script.
+  // Never leave a server behind, whatever happens to this script (a signal ends it without 'exit').
   process.once('exit', () => child.kill('SIGKILL'))
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      child.kill('SIGKILL')
+      process.exit(signal === 'SIGINT' ? 130 : 143)
+    })
+  }
 
   const url = `http://127.0.0.1:${port}`
   const startedAt = Date.now()
