@@ -1,11 +1,11 @@
 // What the bench scripts share: the real server process on a database of its own, its memory, and figures.
 import { type ChildProcess, spawn } from 'node:child_process'
 import fs from 'node:fs'
-import { createServer } from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createTestDatabase } from '../test/helpers/database.js'
+import { freePort } from '../test/helpers/postgres-server.js'
 
 const ROOT = new URL('..', import.meta.url)
 
@@ -34,18 +34,6 @@ export async function benchDatabase(): Promise<BenchDatabase> {
     }
   }
   return createTestDatabase()
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      const port = typeof address === 'object' && address ? address.port : 0
-      server.close(() => resolve(port))
-    })
-  })
 }
 
 export interface LogLine {

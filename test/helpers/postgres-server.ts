@@ -34,7 +34,8 @@ export function throwawayPostgresUnavailable(): string | null {
   return null
 }
 
-async function freePort(): Promise<number> {
+/** A TCP port free on loopback right now. */
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer()
     server.once('error', reject)
