@@ -88,6 +88,72 @@ function warnAboutConfig(app: FastifyInstance, config: AppConfig): void {
   }
 }
 
+/**
+ * Everything that reads a session: the session itself, forms, templates, throttling, log-in, and the
+ * pages. An encapsulated context of its own, so its hooks (a database read for each cookie) never run
+ * for the assets and /healthz registered beside it.
+ */
+async function pagesContext(app: FastifyInstance, config: AppConfig): Promise<void> {
+  await app.register(sessionPlugin, {
+    secrets: config.sessionSecrets,
+    cookieSecure: config.cookieSecure,
+    idleMs: config.sessionIdleMs,
+    maxMs: config.sessionMaxMs,
+    pruneIntervalMs: config.sessionPruneIntervalMs,
+  })
+  await app.register(formsPlugin)
+  await app.register(viewPlugin, { cacheTemplates: config.env !== 'development' })
+  await app.register(throttlingPlugin, {
+    loginMaxFailures: config.loginMaxFailures,
+    loginLockMs: config.loginLockMs,
+    authRateLimit: config.authRateLimit,
+    pruneIntervalMs: config.sessionPruneIntervalMs,
+  })
+  await app.register(authPlugin, { argon2: config.argon2 })
+
+  // Before the routes: each route keeps the error handler in force when it is registered.
+  app.setNotFoundHandler(async (request, reply) => {
+    reply.code(404)
+    if (prefersJson(request)) return reply.send({ error: 'Not found' })
+    return reply.render('error', ERROR_PAGES[404])
+  })
+
+  app.setErrorHandler(async (error: FastifyError, request, reply) => {
+    const unavailable = isDatabaseUnavailable(error)
+    const status = unavailable
+      ? 503
+      : error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 600
+        ? error.statusCode
+        : 500
+    // Shed by load-shedding (503 and Retry-After already set): logging each one would add to the load.
+    const overloaded = error.code === 'FST_UNDER_PRESSURE'
+    if (unavailable) {
+      // One log line per outage, not one per request.
+      app.dbAvailability.reportUnavailable(error)
+      reply.header('retry-after', '5')
+      // A session changed before the failure (a form's CSRF secret) would be saved again as this page
+      // leaves, fail again, and end in Fastify's bare fallback answer: let this page go without it.
+      Reflect.set(request, 'session', null)
+    } else if (status >= 500 && !overloaded) request.log.error({ err: error }, 'request failed')
+    else if (!overloaded) request.log.info({ code: error.code, status }, error.message)
+    const page = overloaded ? OVERLOADED_PAGE : errorPage(status, error)
+    reply.code(status)
+    if (prefersJson(request)) return reply.send({ error: page.message })
+    try {
+      // Without its session the page cannot know who is logged in: say nothing rather than "Not logged in".
+      return await reply.render('error', { ...page, sessionUnknown: unavailable })
+    } catch (renderError) {
+      request.log.error({ err: renderError }, 'error page failed to render')
+      return reply.type('text/plain; charset=utf-8').send(`${page.title}: ${page.message}`)
+    }
+  })
+
+  await app.register(homeRoutes)
+  await app.register(authRoutes)
+  await app.register(profileRoutes)
+  await app.register(adminRoutes)
+}
+
 export async function buildApp(config: AppConfig, options: BuildAppOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
     logger: loggerOptions(config, options),
@@ -123,63 +189,20 @@ export async function buildApp(config: AppConfig, options: BuildAppOptions = {})
     })
     await app.register(fastifyAccepts)
     await app.register(securityHeadersPlugin, { https: config.cookieSecure })
-    await app.register(staticPlugin)
-    await app.register(sessionPlugin, {
-      secrets: config.sessionSecrets,
-      cookieSecure: config.cookieSecure,
-      idleMs: config.sessionIdleMs,
-      maxMs: config.sessionMaxMs,
-      pruneIntervalMs: config.sessionPruneIntervalMs,
-    })
-    await app.register(formsPlugin)
-    await app.register(viewPlugin, { cacheTemplates: config.env !== 'development' })
-    await app.register(throttlingPlugin, {
-      loginMaxFailures: config.loginMaxFailures,
-      loginLockMs: config.loginLockMs,
-      authRateLimit: config.authRateLimit,
-      pruneIntervalMs: config.sessionPruneIntervalMs,
-    })
-    await app.register(authPlugin, { argon2: config.argon2 })
 
-    // Before the routes: each route keeps the error handler in force when it is registered.
-    app.setNotFoundHandler(async (request, reply) => {
-      reply.code(404)
-      if (prefersJson(request)) return reply.send({ error: 'Not found' })
-      return reply.render('error', ERROR_PAGES[404])
-    })
-
+    // Assets and /healthz sit outside the pages' context: they never read, create or touch a session,
+    // so the stylesheet still loads on the 503 page while the database is away. Their few errors
+    // (a shed request, a file that cannot be read) get a short answer without templates.
     app.setErrorHandler(async (error: FastifyError, request, reply) => {
-      const unavailable = isDatabaseUnavailable(error)
-      const status = unavailable
-        ? 503
-        : error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 600
-          ? error.statusCode
-          : 500
-      // Shed by load-shedding (503 and Retry-After already set): logging each one would add to the load.
-      const overloaded = error.code === 'FST_UNDER_PRESSURE'
-      if (unavailable) {
-        // One log line per outage, not one per request.
-        app.dbAvailability.reportUnavailable(error)
-        reply.header('retry-after', '5')
-      } else if (status >= 500 && !overloaded) request.log.error({ err: error }, 'request failed')
-      else if (!overloaded) request.log.info({ code: error.code, status }, error.message)
-      const page = overloaded ? OVERLOADED_PAGE : errorPage(status, error)
+      const status = error.statusCode !== undefined && error.statusCode >= 400 ? error.statusCode : 500
+      if (status >= 500 && error.code !== 'FST_UNDER_PRESSURE') request.log.error({ err: error }, 'request failed')
       reply.code(status)
-      if (prefersJson(request)) return reply.send({ error: page.message })
-      try {
-        return await reply.render('error', page)
-      } catch (renderError) {
-        request.log.error({ err: renderError }, 'error page failed to render')
-        return reply.type('text/plain; charset=utf-8').send(`${page.title}: ${page.message}`)
-      }
+      if (prefersJson(request)) return reply.send({ error: error.message })
+      return reply.type('text/plain; charset=utf-8').send(status >= 500 ? 'Temporarily unavailable' : error.message)
     })
-
-    await app.register(homeRoutes)
+    await app.register(staticPlugin)
     await app.register(healthRoutes)
-    await app.register(authRoutes)
-    await app.register(profileRoutes)
-    await app.register(adminRoutes)
-
+    await app.register(pagesContext, config)
     await app.ready()
   } catch (error) {
     await app.close()

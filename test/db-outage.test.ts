@@ -25,6 +25,11 @@ test('a database outage answers 503, logs once, and heals by itself', { skip: un
   assert.equal(page.status, 503, page.html.slice(0, 300))
   assert.equal(page.headers.get('retry-after'), '5')
   assert.match(page.html, /Temporarily unavailable/)
+  assert.doesNotMatch(page.html, /Not logged in/, 'without its session the page does not claim who is logged in')
+  // The 503 page keeps its look: assets never read the session, so the cookie costs them nothing.
+  const stylesheet = await browser.get('/assets/site.css', { accept: 'text/css' })
+  assert.equal(stylesheet.status, 200, 'the stylesheet loads during the outage, cookie and all')
+  assert.match(stylesheet.headers.get('content-type') ?? '', /^text\/css/)
   const json = await browser.get('/profile', { accept: 'application/json' })
   assert.equal(json.status, 503)
   assert.equal(typeof (json.json() as { error: unknown }).error, 'string')
@@ -33,6 +38,7 @@ test('a database outage answers 503, logs once, and heals by itself', { skip: un
   assert.deepEqual(health.json(), { status: 'unavailable' })
   const login = await testApp.browser().get('/login')
   assert.equal(login.status, 503, 'a page that needs a session answers 503 too')
+  assert.match(login.html, /Temporarily unavailable/, 'as the 503 page, not a bare fallback answer')
   for (let i = 0; i < 5; i++) assert.equal((await browser.get('/profile')).status, 503)
 
   const outageLines = testApp.logs.filter((line) => /^database unavailable/.test(String(line.msg)))

@@ -1,5 +1,5 @@
 // Static assets (the stylesheet and the icon) from public/ under /assets/, with @fastify/static.
-// Encapsulated and registered before the session plugin, so asset requests get the security headers
+// Registered beside the pages' context (see buildApp), so asset requests get the security headers
 // but never read, create or touch a session.
 // @see https://github.com/fastify/fastify-static
 import fastifyStatic from '@fastify/static'
