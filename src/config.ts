@@ -1,5 +1,6 @@
 // The service's configuration: every environment variable of the contract, parsed and checked once.
 import { isIP } from 'node:net'
+import os from 'node:os'
 import path from 'node:path'
 import { z } from 'zod'
 import { type Argon2Parameters, OWASP_ARGON2 } from './users/passwords.js'
@@ -90,6 +91,9 @@ const EnvSchema = z.object({
   ARGON2_MEMORY_KIB: integerIn(OWASP_ARGON2.memoryCost, 4_194_304).default(OWASP_ARGON2.memoryCost),
   ARGON2_TIME_COST: integerIn(OWASP_ARGON2.timeCost, 100).default(OWASP_ARGON2.timeCost),
   ARGON2_PARALLELISM: integerIn(OWASP_ARGON2.parallelism, 64).default(OWASP_ARGON2.parallelism),
+  // Hashes computed at once. One per core keeps every core busy in a log-in storm; more only queue in
+  // libuv's thread pool (4 threads) and take memory.
+  ARGON2_MAX_CONCURRENT: integerIn(1, 1024).default(os.availableParallelism()),
   OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: integerIn(0, 60_000).default(1000),
   OVERLOAD_MAX_HEAP_MB: integerIn(0, 1_000_000).default(0),
 })
@@ -113,6 +117,7 @@ export interface Config {
   loginLockMs: number
   authRateLimit: number
   argon2: Argon2Parameters
+  argon2MaxConcurrent: number
   /** Load shedding thresholds; 0 turns a check off. */
   overloadMaxEventLoopDelayMs: number
   overloadMaxHeapMb: number
@@ -171,6 +176,7 @@ export function loadConfig(env: Environment = process.env): Config {
       timeCost: vars.ARGON2_TIME_COST,
       parallelism: vars.ARGON2_PARALLELISM,
     },
+    argon2MaxConcurrent: vars.ARGON2_MAX_CONCURRENT,
     overloadMaxEventLoopDelayMs: vars.OVERLOAD_MAX_EVENT_LOOP_DELAY_MS,
     overloadMaxHeapMb: vars.OVERLOAD_MAX_HEAP_MB,
   }

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict'
+import os from 'node:os'
 import { test } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { hash, verify } from '@node-rs/argon2'
 import { ConfigError, loadConfig } from '../src/config.js'
-import { OWASP_ARGON2 } from '../src/users/passwords.js'
+import { OWASP_ARGON2, PasswordHasher } from '../src/users/passwords.js'
 import { createUser } from '../src/users/repository.js'
 import {
   countRows,
@@ -131,6 +133,32 @@ test('the configuration refuses argon2 parameters below OWASP minimums, naming t
   }
   assert.deepEqual(loadConfig({}).argon2, OWASP_ARGON2, 'the defaults are OWASP parameters')
   assert.equal(loadConfig({ ARGON2_TIME_COST: '3' }).argon2.timeCost, 3, 'stronger values are accepted')
+})
+
+test('at most ARGON2_MAX_CONCURRENT hashes run at once; the others wait their turn and all finish', async () => {
+  assert.equal(loadConfig({}).argon2MaxConcurrent, os.availableParallelism(), 'one per core by default')
+  assert.equal(loadConfig({ ARGON2_MAX_CONCURRENT: '3' }).argon2MaxConcurrent, 3)
+  assert.throws(
+    () => loadConfig({ ARGON2_MAX_CONCURRENT: '0' }),
+    (error: unknown) => error instanceof ConfigError && error.message.includes('ARGON2_MAX_CONCURRENT'),
+  )
+
+  const hasher = new PasswordHasher(OWASP_ARGON2, 2)
+  const stored = await hasher.hash(PASSWORD)
+  const attempts = [PASSWORD, 'wrong one', PASSWORD, 'wrong two', PASSWORD, 'wrong three']
+  const results = Promise.all(attempts.map((password) => hasher.verify(stored, password)))
+  const seen: { active: number; waiting: number }[] = [hasher.load]
+  let done = false
+  void results.finally(() => {
+    done = true
+  })
+  while (!done) {
+    seen.push(hasher.load)
+    await sleep(2)
+  }
+  assert.deepEqual(await results, [true, false, true, false, true, false])
+  assert.equal(Math.max(...seen.map((load) => load.active)), 2, 'never more than two at once')
+  assert.equal(seen[0]?.waiting, 4, 'the other four waited')
 })
 
 test('a form body over 16 KiB is answered 413 on /login and /signup', async () => {

@@ -1,9 +1,10 @@
 // The two faces of the database behind one Kysely<Database>: a PostgreSQL server through a `pg` Pool,
 // or embedded PGlite through its node-postgres adapter, so both share one driver and one code path.
 import path from 'node:path'
+import { setImmediate as nextTurn } from 'node:timers/promises'
 import { PGlite } from '@electric-sql/pglite'
 import { createPgConfig } from '@electric-sql/pglite/node-postgres'
-import { Kysely, PostgresDialect } from 'kysely'
+import { Kysely, PostgresDialect, type PostgresPool } from 'kysely'
 import pg from 'pg'
 import { lockDataDir } from './data-dir-lock.js'
 import type { Database } from './schema.js'
@@ -60,7 +61,16 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
       connectionTimeoutMillis: 10_000,
     })
     pool.on('error', onPoolError)
-    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
+    // PGlite answers in the main thread, synchronously, and the adapter hands the one connection on
+    // from query to query through promises alone: a queue of queries under load would run back to back
+    // without the event loop turning, so timers, sockets and new requests would wait for all of them
+    // (seconds at 100 clients, which load shedding then takes for overload). Each checkout of the
+    // connection waits for one turn of the loop before its query runs.
+    const yieldingPool: PostgresPool = {
+      connect: () => pool.connect().then((client) => nextTurn(client)),
+      end: () => pool.end(),
+    }
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: yieldingPool }) })
     return {
       db,
       face: 'pglite',

@@ -9,7 +9,7 @@ import type { Role } from '../db/schema.js'
 import { loginPath, safeLocalPath } from '../http/local-path.js'
 import { prefersJson } from '../http/negotiation.js'
 import { type AuthUser, verifyCredentials } from '../users/authentication.js'
-import { type Argon2Parameters, hashPassword } from '../users/passwords.js'
+import { type Argon2Parameters, PasswordHasher } from '../users/passwords.js'
 
 type AuthenticatorInstance = InstanceType<typeof Authenticator>
 type Guard = (request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply | undefined>
@@ -31,17 +31,20 @@ export const LOGIN_REQUIRED_FLASH = 'Please log in to continue.'
 
 export interface AuthPluginOptions {
   argon2: Argon2Parameters
+  /** Hashes computed at once; the rest wait their turn (see PasswordHasher). */
+  maxConcurrentHashes: number
 }
 
 export default fp<AuthPluginOptions>(
   async function authPlugin(app, options) {
     // Log-in regenerates the session (no fixation) and keeps only the flash: never the old CSRF secret.
     const authenticator = new Authenticator({ clearSessionIgnoreFields: ['flash'] })
+    const hasher = new PasswordHasher(options.argon2, options.maxConcurrentHashes)
 
     authenticator.use(
       'local',
       new LocalStrategy({ usernameField: 'email', passwordField: 'password' }, (email, password, done) => {
-        verifyCredentials(app.db, email, password, options.argon2).then(
+        verifyCredentials(app.db, email, password, hasher).then(
           ({ user, rehashed }) => {
             // Passed on as `info` to the log-in route, which logs the upgrade.
             const info = { message: 'verified', rehashed }
@@ -62,7 +65,7 @@ export default fp<AuthPluginOptions>(
     await app.register(authenticator.initialize())
     await app.register(authenticator.secureSession())
     app.decorate('authenticator', authenticator)
-    app.decorate('hashPassword', (password: string) => hashPassword(password, options.argon2))
+    app.decorate('hashPassword', (password: string) => hasher.hash(password))
 
     app.decorate('requireUser', async function requireUser(request: FastifyRequest, reply: FastifyReply) {
       if (request.user) return undefined

@@ -1,7 +1,7 @@
 // Checking an email and password against the users table, at the same cost whether or not the email exists.
 import type { Kysely } from 'kysely'
 import type { Database, Role, User } from '../db/schema.js'
-import { type Argon2Parameters, dummyPasswordHash, hashPassword, needsRehash, verifyPassword } from './passwords.js'
+import type { PasswordHasher } from './passwords.js'
 import { findUserByEmail, updatePasswordHash } from './repository.js'
 
 /** What a logged-in request knows of its user: no password hash. */
@@ -25,14 +25,14 @@ export async function verifyCredentials(
   db: Kysely<Database>,
   email: string,
   password: string,
-  parameters: Argon2Parameters,
+  hasher: PasswordHasher,
 ): Promise<VerifyResult> {
   const user = await findUserByEmail(db, email)
   // An unknown email still pays for one verification, so timing does not tell which emails exist.
-  const matches = await verifyPassword(user?.password_hash ?? (await dummyPasswordHash(parameters)), password)
+  const matches = user ? await hasher.verify(user.password_hash, password) : await hasher.verifyDummy(password)
   if (!user || !matches) return { user: null, rehashed: false }
   // The only moment we hold the plain password: upgrade a hash made with weaker parameters.
-  if (!needsRehash(user.password_hash, parameters)) return { user: toAuthUser(user), rehashed: false }
-  await updatePasswordHash(db, user.id, await hashPassword(password, parameters))
+  if (!hasher.needsRehash(user.password_hash)) return { user: toAuthUser(user), rehashed: false }
+  await updatePasswordHash(db, user.id, await hasher.hash(password))
   return { user: toAuthUser(user), rehashed: true }
 }

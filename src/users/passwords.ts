@@ -1,6 +1,7 @@
 // argon2id, on libuv's thread pool so the event loop stays free. OWASP's minimum is the floor; the
 // configured parameters may be stronger, and hashes made weaker are upgraded at the next log-in.
 import { hash, verify } from '@node-rs/argon2'
+import pLimit, { type LimitFunction } from 'p-limit'
 
 export interface Argon2Parameters {
   /** KiB */
@@ -45,4 +46,42 @@ export function dummyPasswordHash(parameters: Argon2Parameters): Promise<string>
     dummyHashes.set(key, dummy)
   }
   return dummy
+}
+
+/**
+ * The app's hashing: the configured parameters, and at most `maxConcurrent` hashes at a time. Each one
+ * takes a core and 19 MiB for tens of milliseconds; more of them than cores only queue in the thread pool
+ * and take memory, and left unbounded a log-in storm takes every core from the event loop and the pages it
+ * serves. Waiting hashes queue here, in order.
+ */
+export class PasswordHasher {
+  readonly parameters: Argon2Parameters
+  readonly #limit: LimitFunction
+
+  constructor(parameters: Argon2Parameters, maxConcurrent: number) {
+    this.parameters = parameters
+    this.#limit = pLimit(maxConcurrent)
+  }
+
+  hash(password: string): Promise<string> {
+    return this.#limit(() => hashPassword(password, this.parameters))
+  }
+
+  verify(passwordHash: string, password: string): Promise<boolean> {
+    return this.#limit(() => verifyPassword(passwordHash, password))
+  }
+
+  /** Verifies against the dummy hash: what an unknown email costs, the same as a wrong password. */
+  async verifyDummy(password: string): Promise<boolean> {
+    return this.verify(await dummyPasswordHash(this.parameters), password)
+  }
+
+  needsRehash(passwordHash: string): boolean {
+    return needsRehash(passwordHash, this.parameters)
+  }
+
+  /** Hashes being computed and waiting, for logs and tests. */
+  get load(): { active: number; waiting: number } {
+    return { active: this.#limit.activeCount, waiting: this.#limit.pendingCount }
+  }
 }
