@@ -27,6 +27,8 @@ export type AppConfig = Config & { sessionSecrets: string[] }
 export interface BuildAppOptions {
   /** Where log lines go (tests capture them); stdout by default. */
   logStream?: NodeJS.WritableStream
+  /** Called with each SQL statement the app runs (tests count round trips with it). */
+  onQuery?: (sql: string) => void
 }
 
 const ERROR_PAGES: Record<number, { title: string; message: string }> = {
@@ -180,7 +182,7 @@ export async function buildApp(config: AppConfig, options: BuildAppOptions = {})
   })
 
   try {
-    await app.register(dbPlugin, { databaseUrl: config.databaseUrl, dataDir: config.dataDir })
+    await app.register(dbPlugin, { databaseUrl: config.databaseUrl, dataDir: config.dataDir, onQuery: options.onQuery })
     // After the database opens (PGlite's start blocks the event loop for seconds, which is not overload),
     // before the session plugin (whose hooks read the database): a shed request costs no database work.
     await app.register(loadSheddingPlugin, {

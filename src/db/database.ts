@@ -4,7 +4,7 @@ import path from 'node:path'
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import { PGlite } from '@electric-sql/pglite'
 import { createPgConfig } from '@electric-sql/pglite/node-postgres'
-import { Kysely, PostgresDialect, type PostgresPool } from 'kysely'
+import { Kysely, type KyselyConfig, PostgresDialect, type PostgresPool } from 'kysely'
 import pg from 'pg'
 import { lockDataDir } from './data-dir-lock.js'
 import type { Database } from './schema.js'
@@ -24,6 +24,13 @@ export interface OpenDatabaseOptions {
   dataDir: string
   /** Errors of idle connections (a server restart, a network cut); without a listener they crash the process. */
   onPoolError?: (error: Error) => void
+  /** Called with each statement's SQL once it has run (or failed): for tests that count round trips. */
+  onQuery?: (sql: string) => void
+}
+
+function kyselyOptions(options: OpenDatabaseOptions): Pick<KyselyConfig, 'log'> {
+  const onQuery = options.onQuery
+  return onQuery ? { log: (event) => onQuery(event.query.sql) } : {}
 }
 
 export function pgliteDir(dataDir: string): string {
@@ -45,7 +52,7 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
     // The pool listens only to idle clients; a client in use when the server goes away emits 'error' on
     // itself, which with no listener is an uncaught exception that kills the process. Its query fails anyway.
     pool.on('connect', (client) => client.on('error', onPoolError))
-    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), ...kyselyOptions(options) })
     return { db, face: 'postgres', location: redactPassword(options.databaseUrl), close: () => db.destroy() }
   }
 
@@ -70,7 +77,7 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
       connect: () => pool.connect().then((client) => nextTurn(client)),
       end: () => pool.end(),
     }
-    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: yieldingPool }) })
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: yieldingPool }), ...kyselyOptions(options) })
     return {
       db,
       face: 'pglite',

@@ -17,6 +17,7 @@ declare module 'fastify' {
 export interface DbPluginOptions {
   databaseUrl: string | null
   dataDir: string
+  onQuery?: (sql: string) => void
 }
 
 export default fp<DbPluginOptions>(

@@ -24,6 +24,8 @@ export interface TestApp {
   url: string
   /** Every log line the app wrote, parsed. */
   logs: Record<string, unknown>[]
+  /** Every SQL statement the app ran, in order (migrations included). */
+  queries: string[]
   browser(): Browser
   /** Stops this app (the database stays); safe to call twice. */
   close(): Promise<void>
@@ -54,7 +56,8 @@ async function listen(database: TestDatabase, env: Record<string, string>): Prom
   })
   const appConfig: AppConfig = { ...config, sessionSecrets: config.sessionSecrets ?? [TEST_SECRET] }
   const collector = new LogCollector()
-  const app = await buildApp(appConfig, { logStream: collector })
+  const queries: string[] = []
+  const app = await buildApp(appConfig, { logStream: collector, onQuery: (sql) => queries.push(sql) })
   const address = await app.listen({ host: '127.0.0.1', port: 0 })
   let closed: Promise<void> | undefined
   const testApp: TestApp = {
@@ -64,6 +67,7 @@ async function listen(database: TestDatabase, env: Record<string, string>): Prom
     database,
     url: address,
     logs: collector.lines,
+    queries,
     browser: () => new Browser(address),
     close: () => {
       closed ??= app.close()
