@@ -80,7 +80,7 @@ function errorPage(status: number, error: FastifyError): { title: string; messag
 function warnAboutConfig(app: FastifyInstance, config: AppConfig): void {
   if (config.cookieSecure && config.trustProxy === false) {
     app.log.warn(
-      'Session cookies are Secure but TRUST_PROXY is not set: over plain HTTP browsers drop Secure cookies and nobody stays logged in. Behind a TLS-terminating proxy set TRUST_PROXY (for example TRUST_PROXY=1); for local plain HTTP set COOKIE_SECURE=false.',
+      "Session cookies are Secure but TRUST_PROXY is not set: behind a TLS-terminating proxy every request looks like plain HTTP, so no session cookie is ever sent, every form answers 'This form has expired' and nobody stays logged in. Set TRUST_PROXY to the proxy's address (for example TRUST_PROXY=10.0.0.2); for local plain HTTP without a proxy set COOKIE_SECURE=false.",
     )
   }
   if (config.env === 'production' && config.databaseUrl === null) {

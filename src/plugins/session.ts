@@ -74,7 +74,7 @@ export default fp<SessionPluginOptions>(
         if (warned || request.protocol === 'https') return
         warned = true
         request.log.warn(
-          'A request arrived over plain HTTP but session cookies are Secure: browsers will not keep them and log-ins will not stick. Serve over HTTPS, set TRUST_PROXY behind a TLS proxy, or set COOKIE_SECURE=false for local HTTP.',
+          "A request arrived over plain HTTP but session cookies are Secure: no session cookie is sent over plain HTTP, so forms expire and log-ins do not stick. Serve over HTTPS, set TRUST_PROXY to your TLS proxy's address, or set COOKIE_SECURE=false for local HTTP.",
         )
       })
     }
