@@ -4,9 +4,10 @@ import path from 'node:path'
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import { PGlite } from '@electric-sql/pglite'
 import { createPgConfig } from '@electric-sql/pglite/node-postgres'
-import { Kysely, type KyselyConfig, PostgresDialect, type PostgresPool } from 'kysely'
+import { Kysely, type KyselyConfig, PostgresDialect } from 'kysely'
 import pg from 'pg'
 import { lockDataDir } from './data-dir-lock.js'
+import { namedStatementPool } from './named-statements.js'
 import type { Database } from './schema.js'
 
 export type DatabaseFace = 'postgres' | 'pglite'
@@ -52,7 +53,10 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
     // The pool listens only to idle clients; a client in use when the server goes away emits 'error' on
     // itself, which with no listener is an uncaught exception that kills the process. Its query fails anyway.
     pool.on('connect', (client) => client.on('error', onPoolError))
-    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), ...kyselyOptions(options) })
+    const db = new Kysely<Database>({
+      dialect: new PostgresDialect({ pool: namedStatementPool(pool) }),
+      ...kyselyOptions(options),
+    })
     return { db, face: 'postgres', location: redactPassword(options.databaseUrl), close: () => db.destroy() }
   }
 
@@ -73,11 +77,10 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
     // without the event loop turning, so timers, sockets and new requests would wait for all of them
     // (seconds at 100 clients, which load shedding then takes for overload). Each checkout of the
     // connection waits for one turn of the loop before its query runs.
-    const yieldingPool: PostgresPool = {
-      connect: () => pool.connect().then((client) => nextTurn(client)),
-      end: () => pool.end(),
-    }
-    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: yieldingPool }), ...kyselyOptions(options) })
+    const db = new Kysely<Database>({
+      dialect: new PostgresDialect({ pool: namedStatementPool(pool, { afterCheckout: () => nextTurn() }) }),
+      ...kyselyOptions(options),
+    })
     return {
       db,
       face: 'pglite',
