@@ -4,10 +4,11 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import pg from 'pg'
 import { createTestDatabase } from '../test/helpers/database.js'
 import { freePort } from '../test/helpers/postgres-server.js'
 
-const ROOT = new URL('..', import.meta.url)
+export const ROOT = new URL('..', import.meta.url)
 
 export const BENCH_SECRET = 'bench-secret-that-is-at-least-32-characters-long'
 
@@ -36,6 +37,60 @@ export async function benchDatabase(): Promise<BenchDatabase> {
   return createTestDatabase()
 }
 
+/** A new, empty PostgreSQL database on the server of `serverUrl` (the server migrates it), dropped at the end. */
+export async function freshPostgresDatabase(serverUrl: string, prefix = 'gatehouse_bench'): Promise<BenchDatabase> {
+  const name = `${prefix}_${process.pid}_${Date.now().toString(36)}`
+  const url = await recreatePostgresDatabase(serverUrl, name)
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-bench-'))
+  return {
+    env: { DATABASE_URL: url, DATA_DIR: dataDir },
+    face: 'postgres',
+    async drop() {
+      await dropPostgresDatabase(serverUrl, name)
+      fs.rmSync(dataDir, { recursive: true, force: true })
+    },
+  }
+}
+
+/** A new, empty embedded database (the server creates and migrates it in DATA_DIR), removed at the end. */
+export function freshPgliteDatabase(): BenchDatabase {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-bench-pglite-'))
+  return {
+    env: { DATA_DIR: dataDir },
+    face: 'pglite',
+    drop: async () => fs.rmSync(dataDir, { recursive: true, force: true }),
+  }
+}
+
+async function onServer(serverUrl: string, sql: string): Promise<void> {
+  const client = new pg.Client({ connectionString: serverUrl })
+  await client.connect()
+  try {
+    await client.query(sql)
+  } finally {
+    await client.end()
+  }
+}
+
+function assertIdentifier(name: string): void {
+  if (!/^[a-z_][a-z0-9_]*$/.test(name)) throw new Error(`not a plain database name: ${name}`)
+}
+
+/** Drops `name` on the server of `serverUrl` if it exists, creates it empty, and returns its URL. */
+export async function recreatePostgresDatabase(serverUrl: string, name: string): Promise<string> {
+  assertIdentifier(name)
+  await onServer(serverUrl, `drop database if exists ${name} with (force)`)
+  await onServer(serverUrl, `create database ${name}`)
+  const url = new URL(serverUrl)
+  url.pathname = `/${name}`
+  return url.toString()
+}
+
+export async function dropPostgresDatabase(serverUrl: string, name: string): Promise<void> {
+  assertIdentifier(name)
+  await onServer(serverUrl, `drop database if exists ${name} with (force)`)
+}
+
 export interface LogLine {
   level?: number
   msg?: string
@@ -57,11 +112,28 @@ export interface ServerProcess {
   stop(): Promise<number | string | null>
 }
 
-/** The real server process (src/server.ts through tsx) on loopback; resolves once /healthz answers 200. */
-export async function startServer(env: Record<string, string>): Promise<ServerProcess> {
+export interface StartServerOptions {
+  /** `source` (default): src/server.ts through tsx. `dist`: the built dist/src/server.js (run `npm run build` first). */
+  from?: 'source' | 'dist'
+}
+
+/** The real server process on loopback; resolves once /healthz answers 200. */
+export async function startServer(
+  env: Record<string, string>,
+  options: StartServerOptions = {},
+): Promise<ServerProcess> {
   const port = await freePort()
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+  const entry = options.from === 'dist' ? ['dist/src/server.js'] : ['--import', 'tsx', 'src/server.ts']
+  if (options.from === 'dist' && !fs.existsSync(new URL('dist/src/server.js', ROOT))) {
+    throw new Error('dist/src/server.js is missing: run `npm run build` first')
+  }
+  return startProcess({
+    name: 'gatehouse',
+    command: process.execPath,
+    args: entry,
     cwd: ROOT,
+    port,
+    readyPath: '/healthz',
     env: {
       ...process.env,
       DATABASE_URL: '',
@@ -73,6 +145,28 @@ export async function startServer(env: Record<string, string>): Promise<ServerPr
       LOG_LEVEL: 'warn',
       ...env,
     },
+  })
+}
+
+export interface ProcessOptions {
+  /** For messages. */
+  name: string
+  command: string
+  args: string[]
+  cwd: string | URL
+  /** The whole environment of the process. */
+  env: NodeJS.ProcessEnv
+  /** The loopback port it listens on. */
+  port: number
+  /** Answered with 200 once the process is ready. */
+  readyPath: string
+}
+
+/** Any HTTP server process on loopback; resolves once `readyPath` answers 200. Killed when this script ends. */
+export async function startProcess(options: ProcessOptions): Promise<ServerProcess> {
+  const child = spawn(options.command, options.args, {
+    cwd: options.cwd,
+    env: options.env,
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   const logs: LogLine[] = []
@@ -107,16 +201,16 @@ export async function startServer(env: Record<string, string>): Promise<ServerPr
     })
   }
 
-  const url = `http://127.0.0.1:${port}`
+  const url = `http://127.0.0.1:${options.port}`
   const startedAt = Date.now()
   for (;;) {
-    if (gone) throw new Error(`the server exited before it answered:\n${otherOutput.join('\n')}`)
+    if (gone) throw new Error(`${options.name} exited before it answered:\n${otherOutput.join('\n')}`)
     if (Date.now() - startedAt > 120_000) {
       child.kill('SIGKILL')
-      throw new Error('the server did not answer /healthz within 120 s')
+      throw new Error(`${options.name} did not answer ${options.readyPath} within 120 s`)
     }
     try {
-      const response = await fetch(`${url}/healthz`)
+      const response = await fetch(`${url}${options.readyPath}`)
       await response.arrayBuffer()
       if (response.status === 200) break
     } catch {
@@ -125,7 +219,7 @@ export async function startServer(env: Record<string, string>): Promise<ServerPr
     await sleep(100)
   }
   const pid = child.pid
-  if (pid === undefined) throw new Error('the server process has no pid')
+  if (pid === undefined) throw new Error(`${options.name} has no pid`)
 
   return {
     child,
@@ -147,9 +241,18 @@ export async function startServer(env: Record<string, string>): Promise<ServerPr
 
 /** Resident set size of a process, in bytes (VmRSS in /proc/<pid>/status). */
 export function rssOf(pid: number): number {
+  return procStatusBytes(pid, 'VmRSS')
+}
+
+/** The highest resident set size a process has had since it started, in bytes (VmHWM). */
+export function peakRssOf(pid: number): number {
+  return procStatusBytes(pid, 'VmHWM')
+}
+
+function procStatusBytes(pid: number, field: 'VmRSS' | 'VmHWM'): number {
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8')
-  const kib = /^VmRSS:\s+(\d+)\s+kB/m.exec(status)?.[1]
-  if (kib === undefined) throw new Error(`no VmRSS for process ${pid}`)
+  const kib = new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, 'm').exec(status)?.[1]
+  if (kib === undefined) throw new Error(`no ${field} for process ${pid}`)
   return Number(kib) * 1024
 }
 
