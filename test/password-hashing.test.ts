@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { readdirSync, readFileSync } from 'node:fs'
 import os from 'node:os'
 import { test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -135,6 +136,14 @@ test('the configuration refuses argon2 parameters below OWASP minimums, naming t
   assert.equal(loadConfig({ ARGON2_TIME_COST: '3' }).argon2.timeCost, 3, 'stronger values are accepted')
 })
 
+/** Threads of this process at nice 19 (Linux: field 19 of each task's stat, counted after the name's ')'). */
+function lowestPriorityThreads(): number {
+  return readdirSync('/proc/self/task').filter((task) => {
+    const stat = readFileSync(`/proc/self/task/${task}/stat`, 'utf8')
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16] === '19'
+  }).length
+}
+
 test('at most ARGON2_MAX_CONCURRENT hashes run at once; the others wait their turn and all finish', async () => {
   assert.equal(loadConfig({}).argon2MaxConcurrent, os.availableParallelism(), 'one per core by default')
   assert.equal(loadConfig({ ARGON2_MAX_CONCURRENT: '3' }).argon2MaxConcurrent, 3)
@@ -143,6 +152,7 @@ test('at most ARGON2_MAX_CONCURRENT hashes run at once; the others wait their tu
     (error: unknown) => error instanceof ConfigError && error.message.includes('ARGON2_MAX_CONCURRENT'),
   )
 
+  const lowestBefore = lowestPriorityThreads()
   const hasher = new PasswordHasher(OWASP_ARGON2, 2)
   const stored = await hasher.hash(PASSWORD)
   const attempts = [PASSWORD, 'wrong one', PASSWORD, 'wrong two', PASSWORD, 'wrong three']
@@ -159,6 +169,10 @@ test('at most ARGON2_MAX_CONCURRENT hashes run at once; the others wait their tu
   assert.deepEqual(await results, [true, false, true, false, true, false])
   assert.equal(Math.max(...seen.map((load) => load.active)), 2, 'never more than two at once')
   assert.equal(seen[0]?.waiting, 4, 'the other four waited')
+
+  // The hashing threads run at the lowest priority, so page views on the event loop never wait behind them.
+  assert.equal(lowestPriorityThreads() - lowestBefore, 2, 'two more threads at nice 19')
+  await hasher.close()
 })
 
 test('a form body over 16 KiB is answered 413 on /login and /signup', async () => {

@@ -26,9 +26,15 @@ test('SIGTERM lets requests in flight finish, closes the database and exits 0', 
   const signUps = browsers.map((browser, i) =>
     browser.post('/signup', { email: `shutdown-${process.pid}-${i}@example.com`, password: PASSWORD }),
   )
-  // Long enough for every request to be read by the server (argon2 keeps them in flight far longer);
-  // a request still unread on a socket that looks idle when close() begins can be reset.
-  await sleep(150)
+  // Every request read by the server before the signal (argon2 keeps them in flight far longer): a request
+  // still unread on a socket that looks idle when close() begins can be reset, and is not in flight.
+  const received = () =>
+    server.lines.filter((line) => {
+      const req = line.req as { method?: string; url?: string } | undefined
+      return line.msg === 'incoming request' && req?.method === 'POST' && req.url === '/signup'
+    }).length
+  for (const startedAt = Date.now(); received() < 20 && Date.now() - startedAt < 15_000; ) await sleep(10)
+  assert.equal(received(), 20, 'all twenty sign-ups reached the server')
   const signalledAt = Date.now()
   server.child.kill('SIGTERM')
 

@@ -40,6 +40,7 @@ export default fp<AuthPluginOptions>(
     // Log-in regenerates the session (no fixation) and keeps only the flash: never the old CSRF secret.
     const authenticator = new Authenticator({ clearSessionIgnoreFields: ['flash'] })
     const hasher = new PasswordHasher(options.argon2, options.maxConcurrentHashes)
+    app.addHook('onClose', () => hasher.close())
 
     authenticator.use(
       'local',

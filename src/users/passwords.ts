@@ -1,7 +1,12 @@
-// argon2id, on libuv's thread pool so the event loop stays free. OWASP's minimum is the floor; the
-// configured parameters may be stronger, and hashes made weaker are upgraded at the next log-in.
+// argon2id, never on the event loop: the app's hashing runs on low-priority threads of its own
+// (PasswordHasher); the CLI and the one-off dummy hash use libuv's thread pool. OWASP's minimum is the
+// floor; the configured parameters may be stronger, and hashes made weaker are upgraded at the next log-in.
+
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { hash, verify } from '@node-rs/argon2'
-import pLimit, { type LimitFunction } from 'p-limit'
+import { Piscina } from 'piscina'
+import type { HashTask } from './hash-worker.js'
 
 export interface Argon2Parameters {
   /** KiB */
@@ -48,27 +53,46 @@ export function dummyPasswordHash(parameters: Argon2Parameters): Promise<string>
   return dummy
 }
 
+/** The hashing thread's module, beside this one: .js when built, .ts under tsx in development and tests. */
+const HASH_WORKER = new URL(`./hash-worker${path.extname(fileURLToPath(import.meta.url))}`, import.meta.url)
+
 /**
- * The app's hashing: the configured parameters, and at most `maxConcurrent` hashes at a time. Each one
- * takes a core and 19 MiB for tens of milliseconds; more of them than cores only queue in the thread pool
- * and take memory, and left unbounded a log-in storm takes every core from the event loop and the pages it
- * serves. Waiting hashes queue here, in order.
+ * The app's hashing: the configured parameters, on `maxConcurrent` threads of their own (Piscina). Each
+ * hash takes a core and 19 MiB for tens of milliseconds. The threads run at the lowest scheduling priority
+ * (see hash-worker.ts): a log-in storm may take every idle core, but page views never wait behind it.
+ * Hashes beyond `maxConcurrent` wait their turn, in order.
  */
 export class PasswordHasher {
   readonly parameters: Argon2Parameters
-  readonly #limit: LimitFunction
+  readonly #pool: Piscina<HashTask, string | boolean>
+  #inFlight = 0
 
   constructor(parameters: Argon2Parameters, maxConcurrent: number) {
     this.parameters = parameters
-    this.#limit = pLimit(maxConcurrent)
+    this.#pool = new Piscina({
+      filename: HASH_WORKER.href,
+      minThreads: maxConcurrent,
+      maxThreads: maxConcurrent,
+      // Threads stay: starting one costs more than several hashes.
+      idleTimeout: Number.POSITIVE_INFINITY,
+    })
   }
 
-  hash(password: string): Promise<string> {
-    return this.#limit(() => hashPassword(password, this.parameters))
+  async #run(task: HashTask): Promise<string | boolean> {
+    this.#inFlight += 1
+    try {
+      return await this.#pool.run(task)
+    } finally {
+      this.#inFlight -= 1
+    }
   }
 
-  verify(passwordHash: string, password: string): Promise<boolean> {
-    return this.#limit(() => verifyPassword(passwordHash, password))
+  async hash(password: string): Promise<string> {
+    return String(await this.#run({ kind: 'hash', password, parameters: this.parameters }))
+  }
+
+  async verify(passwordHash: string, password: string): Promise<boolean> {
+    return (await this.#run({ kind: 'verify', passwordHash, password })) === true
   }
 
   /** Verifies against the dummy hash: what an unknown email costs, the same as a wrong password. */
@@ -80,8 +104,13 @@ export class PasswordHasher {
     return needsRehash(passwordHash, this.parameters)
   }
 
-  /** Hashes being computed and waiting, for logs and tests. */
+  /** Hashes being computed and waiting, for tests. */
   get load(): { active: number; waiting: number } {
-    return { active: this.#limit.activeCount, waiting: this.#limit.pendingCount }
+    const waiting = this.#pool.queueSize
+    return { active: this.#inFlight - waiting, waiting }
+  }
+
+  close(): Promise<void> {
+    return this.#pool.destroy()
   }
 }

@@ -1,0 +1,35 @@
+// A password-hashing thread (see PasswordHasher). It lowers its own scheduling priority first: when the
+// event loop has work it gets the core at once, and hashing takes whatever CPU is left. So a log-in storm
+// uses every idle core without making page views wait behind it.
+import { readlinkSync } from 'node:fs'
+import os from 'node:os'
+import { hashSync, verifySync } from '@node-rs/argon2'
+import type { Argon2Parameters } from './passwords.js'
+
+/** The lowest priority there is: only idle CPU. Raising it back would need privileges; lowering never does. */
+const HASHING_NICE = 19
+
+function lowerOwnPriority(): void {
+  try {
+    // Linux: /proc/thread-self names this thread's id, and setpriority on a thread id affects that thread only.
+    const threadId = Number(readlinkSync('/proc/thread-self').split('/').pop())
+    if (Number.isInteger(threadId)) os.setPriority(threadId, HASHING_NICE)
+  } catch {
+    // Not Linux, or no /proc: hashing runs at normal priority; the concurrency limit still applies.
+  }
+}
+lowerOwnPriority()
+
+export type HashTask =
+  | { kind: 'hash'; password: string; parameters: Argon2Parameters }
+  | { kind: 'verify'; passwordHash: string; password: string }
+
+export default function run(task: HashTask): string | boolean {
+  if (task.kind === 'hash') return hashSync(task.password, task.parameters)
+  try {
+    return verifySync(task.passwordHash, task.password)
+  } catch {
+    // A hash that cannot be read is a wrong password, never a crash.
+    return false
+  }
+}
