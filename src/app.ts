@@ -111,7 +111,11 @@ async function pagesContext(app: FastifyInstance, config: AppConfig): Promise<vo
     authRateLimit: config.authRateLimit,
     pruneIntervalMs: config.sessionPruneIntervalMs,
   })
-  await app.register(authPlugin, { argon2: config.argon2, maxConcurrentHashes: config.argon2MaxConcurrent })
+  await app.register(authPlugin, {
+    argon2: config.argon2,
+    maxConcurrentHashes: config.argon2MaxConcurrent,
+    hashThreadNice: config.argon2ThreadNice,
+  })
 
   // Before the routes: each route keeps the error handler in force when it is registered.
   app.setNotFoundHandler(async (request, reply) => {

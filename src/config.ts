@@ -3,7 +3,7 @@ import { isIP } from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { z } from 'zod'
-import { type Argon2Parameters, OWASP_ARGON2 } from './users/passwords.js'
+import { type Argon2Parameters, DEFAULT_HASH_THREAD_NICE, OWASP_ARGON2 } from './users/passwords.js'
 
 const MIN_SECRET_LENGTH = 32
 
@@ -94,6 +94,8 @@ const EnvSchema = z.object({
   // Hashes computed at once. One per core keeps every core busy in a log-in storm; more only queue in
   // libuv's thread pool (4 threads) and take memory.
   ARGON2_MAX_CONCURRENT: integerIn(1, 1024).default(os.availableParallelism()),
+  // The hashing threads' nice value: 19 lets page views take a core at once; 0 shares it evenly.
+  ARGON2_THREAD_NICE: integerIn(0, 19).default(DEFAULT_HASH_THREAD_NICE),
   OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: integerIn(0, 60_000).default(1000),
   OVERLOAD_MAX_HEAP_MB: integerIn(0, 1_000_000).default(0),
 })
@@ -118,6 +120,7 @@ export interface Config {
   authRateLimit: number
   argon2: Argon2Parameters
   argon2MaxConcurrent: number
+  argon2ThreadNice: number
   /** Load shedding thresholds; 0 turns a check off. */
   overloadMaxEventLoopDelayMs: number
   overloadMaxHeapMb: number
@@ -177,6 +180,7 @@ export function loadConfig(env: Environment = process.env): Config {
       parallelism: vars.ARGON2_PARALLELISM,
     },
     argon2MaxConcurrent: vars.ARGON2_MAX_CONCURRENT,
+    argon2ThreadNice: vars.ARGON2_THREAD_NICE,
     overloadMaxEventLoopDelayMs: vars.OVERLOAD_MAX_EVENT_LOOP_DELAY_MS,
     overloadMaxHeapMb: vars.OVERLOAD_MAX_HEAP_MB,
   }

@@ -152,6 +152,11 @@ test('at most ARGON2_MAX_CONCURRENT hashes run at once; the others wait their tu
     (error: unknown) => error instanceof ConfigError && error.message.includes('ARGON2_MAX_CONCURRENT'),
   )
 
+  assert.equal(loadConfig({}).argon2ThreadNice, 19, 'hashing threads yield to the event loop by default')
+  assert.throws(
+    () => loadConfig({ ARGON2_THREAD_NICE: '20' }),
+    (error: unknown) => error instanceof ConfigError && error.message.includes('ARGON2_THREAD_NICE'),
+  )
   const lowestBefore = lowestPriorityThreads()
   const hasher = new PasswordHasher(OWASP_ARGON2, 2)
   const stored = await hasher.hash(PASSWORD)

@@ -33,13 +33,15 @@ export interface AuthPluginOptions {
   argon2: Argon2Parameters
   /** Hashes computed at once; the rest wait their turn (see PasswordHasher). */
   maxConcurrentHashes: number
+  /** The hashing threads' nice value. */
+  hashThreadNice: number
 }
 
 export default fp<AuthPluginOptions>(
   async function authPlugin(app, options) {
     // Log-in regenerates the session (no fixation) and keeps only the flash: never the old CSRF secret.
     const authenticator = new Authenticator({ clearSessionIgnoreFields: ['flash'] })
-    const hasher = new PasswordHasher(options.argon2, options.maxConcurrentHashes)
+    const hasher = new PasswordHasher(options.argon2, options.maxConcurrentHashes, options.hashThreadNice)
     app.addHook('onClose', () => hasher.close())
 
     authenticator.use(

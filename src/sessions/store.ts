@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto'
 import { isDeepStrictEqual } from 'node:util'
 import type { SessionStore } from '@fastify/session'
 import type { Session } from 'fastify'
-import { type Kysely, sql } from 'kysely'
+import { CompiledQuery, type InferResult, type Kysely, sql } from 'kysely'
 import type { Database, SessionData } from '../db/schema.js'
 import type { AuthUser } from '../users/authentication.js'
 
@@ -59,13 +59,32 @@ export function sessionExpiry(data: SessionData, lifetimes: SessionLifetimes, no
 
 type Done = (error?: unknown) => void
 
+/** A session with its user, in one query: the read on every request that carries a cookie. */
+function sessionReadQuery(db: Kysely<Database>) {
+  return (
+    db
+      .selectFrom('sessions as s')
+      .leftJoin('users as u', 'u.id', 's.user_id')
+      .select(['s.data', 'u.id as userId', 'u.email', 'u.role'])
+      .where('s.id', '=', '')
+      // Expired rows wait for the pruner, but they never come back.
+      .where('s.expires_at', '>', sql<Date>`now()`)
+  )
+}
+type SessionRow = InferResult<ReturnType<typeof sessionReadQuery>>[number]
+
 export class KyselySessionStore implements SessionStore {
   constructor(
     private readonly db: Kysely<Database>,
     private readonly lifetimes: SessionLifetimes,
     /** Where a throw from @fastify/session's own callback goes, instead of an unhandled rejection. */
     private readonly onCallbackError: (error: unknown) => void,
-  ) {}
+  ) {
+    // Compiled once; each request sends only its parameter (as a named statement, see db/named-statements).
+    this.readSql = sessionReadQuery(db).compile().sql
+  }
+
+  private readonly readSql: string
 
   /** What each restored session looked like when its request loaded it (see markLoaded). */
   private readonly loaded = new WeakMap<object, SessionData>()
@@ -73,13 +92,8 @@ export class KyselySessionStore implements SessionStore {
   get(sessionId: string, callback: (error: unknown, session?: Session | null) => void): void {
     this.settle(
       this.db
-        .selectFrom('sessions as s')
-        .leftJoin('users as u', 'u.id', 's.user_id')
-        .select(['s.data', 'u.id as userId', 'u.email', 'u.role'])
-        .where('s.id', '=', hashSessionId(sessionId))
-        // Expired rows wait for the pruner, but they never come back.
-        .where('s.expires_at', '>', new Date())
-        .executeTakeFirst(),
+        .executeQuery<SessionRow>(CompiledQuery.raw(this.readSql, [hashSessionId(sessionId)]))
+        .then((result) => result.rows[0]),
       (row) => {
         if (!row) return callback(null, null)
         const sessionUser: AuthUser | null =

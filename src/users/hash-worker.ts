@@ -3,22 +3,26 @@
 // uses every idle core without making page views wait behind it.
 import { readlinkSync } from 'node:fs'
 import os from 'node:os'
+import { workerData } from 'node:worker_threads'
 import { hashSync, verifySync } from '@node-rs/argon2'
 import type { Argon2Parameters } from './passwords.js'
 
-/** The lowest priority there is: only idle CPU. Raising it back would need privileges; lowering never does. */
-const HASHING_NICE = 19
+export interface HashWorkerData {
+  /** The nice value this thread takes (0 to 19; higher yields more). Lowering priority needs no privilege. */
+  nice: number
+}
 
-function lowerOwnPriority(): void {
+function lowerOwnPriority(nice: number): void {
+  if (nice <= 0) return
   try {
     // Linux: /proc/thread-self names this thread's id, and setpriority on a thread id affects that thread only.
     const threadId = Number(readlinkSync('/proc/thread-self').split('/').pop())
-    if (Number.isInteger(threadId)) os.setPriority(threadId, HASHING_NICE)
+    if (Number.isInteger(threadId)) os.setPriority(threadId, nice)
   } catch {
     // Not Linux, or no /proc: hashing runs at normal priority; the concurrency limit still applies.
   }
 }
-lowerOwnPriority()
+lowerOwnPriority((workerData as HashWorkerData).nice)
 
 export type HashTask =
   | { kind: 'hash'; password: string; parameters: Argon2Parameters }

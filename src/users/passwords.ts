@@ -6,7 +6,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { hash, verify } from '@node-rs/argon2'
 import { Piscina } from 'piscina'
-import type { HashTask } from './hash-worker.js'
+import type { HashTask, HashWorkerData } from './hash-worker.js'
 
 export interface Argon2Parameters {
   /** KiB */
@@ -56,10 +56,14 @@ export function dummyPasswordHash(parameters: Argon2Parameters): Promise<string>
 /** The hashing thread's module, beside this one: .js when built, .ts under tsx in development and tests. */
 const HASH_WORKER = new URL(`./hash-worker${path.extname(fileURLToPath(import.meta.url))}`, import.meta.url)
 
+/** Hashing threads yield the CPU to the event loop whenever it has work (see ARGON2_THREAD_NICE). */
+export const DEFAULT_HASH_THREAD_NICE = 19
+
 /**
  * The app's hashing: the configured parameters, on `maxConcurrent` threads of their own (Piscina). Each
- * hash takes a core and 19 MiB for tens of milliseconds. The threads run at the lowest scheduling priority
- * (see hash-worker.ts): a log-in storm may take every idle core, but page views never wait behind it.
+ * hash takes a core and 19 MiB for tens of milliseconds. The threads run at a low scheduling priority
+ * (nice 19 unless ARGON2_THREAD_NICE says otherwise, see hash-worker.ts): a log-in storm may take every
+ * idle core, but page views never wait behind it.
  * Hashes beyond `maxConcurrent` wait their turn, in order.
  */
 export class PasswordHasher {
@@ -67,10 +71,12 @@ export class PasswordHasher {
   readonly #pool: Piscina<HashTask, string | boolean>
   #inFlight = 0
 
-  constructor(parameters: Argon2Parameters, maxConcurrent: number) {
+  constructor(parameters: Argon2Parameters, maxConcurrent: number, threadNice = DEFAULT_HASH_THREAD_NICE) {
     this.parameters = parameters
+    const workerData: HashWorkerData = { nice: threadNice }
     this.#pool = new Piscina({
       filename: HASH_WORKER.href,
+      workerData,
       minThreads: maxConcurrent,
       maxThreads: maxConcurrent,
       // Threads stay: starting one costs more than several hashes.
