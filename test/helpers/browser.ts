@@ -123,19 +123,22 @@ export class Browser {
   }
 
   private storeCookies(headers: string[]): void {
-    for (const header of headers) {
-      const [pair = '', ...attributes] = header.split(';')
-      const separator = pair.indexOf('=')
-      const name = pair.slice(0, separator).trim()
-      const value = pair.slice(separator + 1).trim()
-      const expired = attributes.some((attribute) => {
-        const [key = '', attributeValue = ''] = attribute.split('=').map((part) => part.trim())
-        if (key.toLowerCase() === 'max-age') return Number(attributeValue) <= 0
-        if (key.toLowerCase() === 'expires') return new Date(attributeValue).getTime() <= Date.now()
-        return false
-      })
-      if (expired || value === '') this.cookies.delete(name)
-      else this.cookies.set(name, value)
-    }
+    for (const header of headers) this.storeCookie(header)
+  }
+
+  /** Keeps one Set-Cookie, or forgets the cookie when it is cleared or expired, as a browser does. */
+  protected storeCookie(header: string): void {
+    const [pair = '', ...attributes] = header.split(';')
+    const separator = pair.indexOf('=')
+    const name = pair.slice(0, separator).trim()
+    const value = pair.slice(separator + 1).trim()
+    const expired = attributes.some((attribute) => {
+      const [key = '', attributeValue = ''] = attribute.split('=').map((part) => part.trim())
+      if (key.toLowerCase() === 'max-age') return Number(attributeValue) <= 0
+      if (key.toLowerCase() === 'expires') return new Date(attributeValue).getTime() <= Date.now()
+      return false
+    })
+    if (expired || value === '') this.cookies.delete(name)
+    else this.cookies.set(name, value)
   }
 }

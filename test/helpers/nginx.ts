@@ -354,19 +354,4 @@ export class TlsBrowser extends Browser {
     if (token) this.lastCsrfToken = token
     return page
   }
-
-  private storeCookie(header: string): void {
-    const [pair = '', ...attributes] = header.split(';')
-    const separator = pair.indexOf('=')
-    const name = pair.slice(0, separator).trim()
-    const value = pair.slice(separator + 1).trim()
-    const expired = attributes.some((attribute) => {
-      const [key = '', attributeValue = ''] = attribute.split('=').map((part) => part.trim())
-      if (key.toLowerCase() === 'max-age') return Number(attributeValue) <= 0
-      if (key.toLowerCase() === 'expires') return new Date(attributeValue).getTime() <= Date.now()
-      return false
-    })
-    if (expired || value === '') this.cookies.delete(name)
-    else this.cookies.set(name, value)
-  }
 }
