@@ -7,7 +7,7 @@ import { prefersJson } from './http/negotiation.js'
 import authPlugin from './plugins/auth.js'
 import dbPlugin from './plugins/db.js'
 import formsPlugin from './plugins/forms.js'
-import loadSheddingPlugin from './plugins/load-shedding.js'
+import loadSheddingPlugin, { RETRY_AFTER_SECONDS } from './plugins/load-shedding.js'
 import securityHeadersPlugin from './plugins/security-headers.js'
 import sessionPlugin from './plugins/session.js'
 import staticPlugin from './plugins/static.js'
@@ -136,7 +136,7 @@ async function pagesContext(app: FastifyInstance, config: AppConfig): Promise<vo
     if (unavailable) {
       // One log line per outage, not one per request.
       app.dbAvailability.reportUnavailable(error)
-      reply.header('retry-after', '5')
+      reply.header('retry-after', String(RETRY_AFTER_SECONDS))
       // A session changed before the failure (a form's CSRF secret) would be saved again as this page
       // leaves, fail again, and end in Fastify's bare fallback answer: let this page go without it.
       Reflect.set(request, 'session', null)

@@ -91,8 +91,8 @@ const EnvSchema = z.object({
   ARGON2_MEMORY_KIB: integerIn(OWASP_ARGON2.memoryCost, 4_194_304).default(OWASP_ARGON2.memoryCost),
   ARGON2_TIME_COST: integerIn(OWASP_ARGON2.timeCost, 100).default(OWASP_ARGON2.timeCost),
   ARGON2_PARALLELISM: integerIn(OWASP_ARGON2.parallelism, 64).default(OWASP_ARGON2.parallelism),
-  // Hashes computed at once. One per core keeps every core busy in a log-in storm; more only queue in
-  // libuv's thread pool (4 threads) and take memory.
+  // Hashing threads. One per core keeps every core busy in a log-in storm; more only share the same
+  // cores and take 19 MiB each while they hash.
   ARGON2_MAX_CONCURRENT: integerIn(1, 1024).default(os.availableParallelism()),
   // The hashing threads' nice value: 19 lets page views take a core at once; 0 shares it evenly.
   ARGON2_THREAD_NICE: integerIn(0, 19).default(DEFAULT_HASH_THREAD_NICE),

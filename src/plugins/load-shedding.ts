@@ -12,6 +12,7 @@ export interface LoadSheddingOptions {
   maxHeapUsedMb: number
 }
 
+/** What every 503 tells clients to wait: a shed request, and a database outage alike. */
 export const RETRY_AFTER_SECONDS = 5
 
 export default fp<LoadSheddingOptions>(

@@ -6,6 +6,7 @@ import { Eta } from 'eta'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { TEMPLATES_DIR } from '../paths.js'
+import type { CredentialField } from '../users/credentials.js'
 
 export type FlashType = 'success' | 'error' | 'info'
 export const FLASH_TYPES: readonly FlashType[] = ['success', 'error', 'info']
@@ -14,11 +15,10 @@ export const KEPT_EMAIL_FLASH = 'keptEmail'
 /** A flash entry that is not shown: the field a refusal is about, so the form repeats the error beside it. */
 export const ERROR_FIELD_FLASH = 'errorField'
 
-export type FormField = 'email' | 'password'
 /** The error text to show beside a field, by field. */
-export type FieldErrors = Partial<Record<FormField, string>>
+export type FieldErrors = Partial<Record<CredentialField, string>>
 
-function isFormField(value: string | undefined): value is FormField {
+function isFormField(value: string | undefined): value is CredentialField {
   return value === 'email' || value === 'password'
 }
 

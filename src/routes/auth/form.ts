@@ -1,9 +1,9 @@
 // What the sign-up and log-in forms share: reading their fields, refusing with a flash, logging events.
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { FormFieldError } from '../../http/errors.js'
-import { ERROR_FIELD_FLASH, type FormField, KEPT_EMAIL_FLASH } from '../../plugins/view.js'
+import { ERROR_FIELD_FLASH, KEPT_EMAIL_FLASH } from '../../plugins/view.js'
 import { emailDigest } from '../../throttling/login-throttle.js'
-import { emailToKeep } from '../../users/credentials.js'
+import { type CredentialField, emailToKeep } from '../../users/credentials.js'
 
 export const TOO_MANY_ATTEMPTS_FLASH = 'Too many attempts. Try again later.'
 
@@ -36,7 +36,7 @@ export function readCredentialFields(body: unknown): CredentialFields {
 
 /** The flash for a refusal, with the typed email for the form to show again (never the password) and,
  * when the refusal is about one field, that field, so the form repeats the message beside it. */
-function flashRefusal(request: FastifyRequest, message: string, typedEmail: string, field?: FormField): void {
+function flashRefusal(request: FastifyRequest, message: string, typedEmail: string, field?: CredentialField): void {
   request.flash('error', message)
   const email = emailToKeep(typedEmail)
   if (email) request.flash(KEPT_EMAIL_FLASH, email)
@@ -50,7 +50,7 @@ export function refuseForm(
   to: string,
   message: string,
   typedEmail: string,
-  field?: FormField,
+  field?: CredentialField,
 ): FastifyReply {
   flashRefusal(request, message, typedEmail, field)
   return reply.redirect(to, 303)
