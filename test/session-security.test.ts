@@ -117,6 +117,28 @@ test('a stored session hash does not work as a cookie, signed or not', async () 
   assert.ok(control.html.includes(user.email))
 })
 
+test('a cookie the app has just verified is still checked in full: any change to it is refused', async () => {
+  const { user, browser } = await loggedInBrowser(testApp)
+  const cookie = decodeURIComponent(sidOf(browser))
+  // Used twice, so the signer has it among the cookies it remembers.
+  for (let use = 0; use < 2; use++) {
+    const page = await browserWithSid(testApp, encodeURIComponent(cookie)).get('/profile')
+    assert.equal(page.status, 200)
+    assert.ok(page.html.includes(user.email))
+  }
+  const dot = cookie.lastIndexOf('.')
+  const flip = (text: string, at: number) => `${text.slice(0, at)}${text[at] === 'A' ? 'B' : 'A'}${text.slice(at + 1)}`
+  const tampered = [
+    flip(cookie, dot + 1), // the signature
+    flip(cookie, 0), // the session id, old signature kept
+    `${cookie}A`, // a signature one character longer
+    cookie.slice(0, dot), // no signature at all
+  ]
+  for (const forged of tampered) {
+    assertRedirectsToLogin(await browserWithSid(testApp, encodeURIComponent(forged)).get('/profile'))
+  }
+})
+
 test('rotating SESSION_SECRET keeps old cookies working, re-signs them, and retiring the old secret ends them', async () => {
   const first = await startTestApp({ SESSION_SECRET: OLD_SECRET })
   const { user, browser } = await loggedInBrowser(first)

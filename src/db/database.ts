@@ -2,8 +2,6 @@
 // or embedded PGlite through its node-postgres adapter, so both share one driver and one code path.
 import path from 'node:path'
 import { setImmediate as nextTurn } from 'node:timers/promises'
-import { PGlite } from '@electric-sql/pglite'
-import { createPgConfig } from '@electric-sql/pglite/node-postgres'
 import { Kysely, type KyselyConfig, PostgresDialect } from 'kysely'
 import pg from 'pg'
 import { lockDataDir } from './data-dir-lock.js'
@@ -62,6 +60,11 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
 
   const releaseLock = lockDataDir(options.dataDir)
   try {
+    // Loaded only for this face: a server on PostgreSQL does not carry the embedded one's code (about 5 MiB).
+    const [{ PGlite }, { createPgConfig }] = await Promise.all([
+      import('@electric-sql/pglite'),
+      import('@electric-sql/pglite/node-postgres'),
+    ])
     const pglite = await PGlite.create(pgliteDir(options.dataDir))
     // One connection for life: PGlite is single-connection, and the adapter's connection is reused by the
     // pool. The timeout turns a would-be deadlock (a query on `db` inside a transaction) into an error.

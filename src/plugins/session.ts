@@ -1,9 +1,10 @@
 // Sessions: @fastify/cookie + @fastify/session on our PostgreSQL store, with sliding expiry and pruning.
 // @see https://github.com/fastify/session#options
-import fastifyCookie, { Signer } from '@fastify/cookie'
+import fastifyCookie from '@fastify/cookie'
 import fastifySession from '@fastify/session'
 import fp from 'fastify-plugin'
 import { sql } from 'kysely'
+import { SessionCookieSigner } from '../sessions/signer.js'
 import { KyselySessionStore, pruneExpiredSessions, type SessionKeys } from '../sessions/store.js'
 
 declare module 'fastify' {
@@ -29,7 +30,7 @@ export default fp<SessionPluginOptions>(
       app.log.error({ err: error }, 'session store callback failed'),
     )
     // One signer for the session plugin and the re-sign check below: the first secret signs, all verify.
-    const signer = new Signer(options.secrets, 'sha256')
+    const signer = new SessionCookieSigner(options.secrets)
     await app.register(fastifySession, {
       secret: signer,
       cookieName: SESSION_COOKIE,
