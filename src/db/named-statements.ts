@@ -28,7 +28,8 @@ function namedStatementClient(client: pg.PoolClient): PostgresPoolClient {
   ): Promise<PostgresQueryResult<R>> | PostgresCursor<R> {
     if (typeof sqlOrCursor !== 'string') return sqlOrCursor
     const name = parameters.length > 0 ? statementName(sqlOrCursor) : undefined
-    const values = [...parameters]
+    // Kysely's connection already hands over a fresh copy of the parameters: no second copy here.
+    const values = parameters as unknown[]
     const result = name ? client.query({ name, text: sqlOrCursor, values }) : client.query(sqlOrCursor, values)
     // pg's result has every field Kysely reads (command, rowCount, rows); its command type is a plain string.
     return result as unknown as Promise<PostgresQueryResult<R>>

@@ -1,14 +1,8 @@
 // The session cookie's signer: @fastify/cookie's HMAC Signer (the first secret signs, every secret verifies),
 // remembering the cookies it verified lately. A page view otherwise computes two HMACs over the same id:
 // @fastify/session verifies the cookie, then signs the id again for the session it restores.
-import { Signer } from '@fastify/cookie'
+import { Signer, type UnsignResult } from '@fastify/cookie'
 import { FifoMap } from 'toad-cache'
-
-export interface UnsignResult {
-  valid: boolean
-  renew: boolean
-  value: string | null
-}
 
 /** Cookies remembered; a few hundred KiB at most. Past this, the oldest are forgotten (and verified again). */
 const REMEMBERED_COOKIES = 2_000
