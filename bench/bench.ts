@@ -6,8 +6,10 @@
 //
 //   npm run bench      BENCH_ROUNDS (default 5), BENCH_SECONDS (each measurement, default 10, at most 10),
 //                      BENCH_FACES (gatehouse's faces, default "postgres,pglite"; the yardsticks and the
-//                      targets come with "postgres"), BENCH_POSTGRES_URL (a server we may create databases
-//                      on, default postgres://postgres@127.0.0.1:5432/postgres)
+//                      targets come with "postgres"), BENCH_GROUPS (which measurements, default
+//                      "profile,anonymous,login,storm"; a target whose rows were not measured is left out),
+//                      BENCH_POSTGRES_URL (a server we may create databases on, default
+//                      postgres://postgres@127.0.0.1:5432/postgres)
 //
 // gatehouse runs from dist/ (the npm script builds first) with NODE_ENV=production, COOKIE_SECURE=false,
 // LOG_LEVEL=warn, throttles raised out of reach and load shedding off (OVERLOAD_MAX_EVENT_LOOP_DELAY_MS=0), on a
@@ -61,6 +63,13 @@ const FACES = (process.env.BENCH_FACES || 'postgres,pglite').split(',').map((fac
 for (const face of FACES) {
   if (face !== 'postgres' && face !== 'pglite')
     throw new Error(`BENCH_FACES: unknown face "${face}" (postgres, pglite)`)
+}
+const GROUP_NAMES = ['profile', 'anonymous', 'login', 'storm'] as const
+type GroupName = (typeof GROUP_NAMES)[number]
+const GROUPS = (process.env.BENCH_GROUPS || GROUP_NAMES.join(',')).split(',').map((name) => name.trim())
+for (const name of GROUPS) {
+  if (!(GROUP_NAMES as readonly string[]).includes(name))
+    throw new Error(`BENCH_GROUPS: unknown group "${name}" (${GROUP_NAMES.join(', ')})`)
 }
 const POSTGRES_URL = process.env.BENCH_POSTGRES_URL || 'postgres://postgres@127.0.0.1:5432/postgres'
 const SHARED_BENCH = fileURLToPath(new URL('../shared/bench/', ROOT))
@@ -432,30 +441,32 @@ type Group = { app: AppKey | 'argon2id'; kind: Kind | 'hash' }[]
 
 function groupsFor(apps: Map<AppKey, App>): Group[] {
   const has = (key: AppKey) => apps.has(key)
-  const groups: Group[] = [
-    [
+  const groups: Record<GroupName, Group> = {
+    profile: [
       ...(has('gatehouse') ? [{ app: 'gatehouse' as const, kind: 'profile' as const }] : []),
       ...(has('express') ? [{ app: 'express' as const, kind: 'profile' as const }] : []),
       ...(has('fastify-limit') ? [{ app: 'fastify-limit' as const, kind: 'one-query' as const }] : []),
       ...(has('gatehouse-pglite') ? [{ app: 'gatehouse-pglite' as const, kind: 'profile' as const }] : []),
     ],
-    [
+    anonymous: [
       ...(has('gatehouse') ? [{ app: 'gatehouse' as const, kind: 'anonymous' as const }] : []),
       ...(has('fastify-limit') ? [{ app: 'fastify-limit' as const, kind: 'hello' as const }] : []),
       ...(has('gatehouse-pglite') ? [{ app: 'gatehouse-pglite' as const, kind: 'anonymous' as const }] : []),
     ],
-    [
+    login: [
       ...(has('gatehouse') ? [{ app: 'gatehouse' as const, kind: 'login' as const }] : []),
       ...(has('express') ? [{ app: 'express' as const, kind: 'login' as const }] : []),
       { app: 'argon2id' as const, kind: 'hash' as const },
       ...(has('gatehouse-pglite') ? [{ app: 'gatehouse-pglite' as const, kind: 'login' as const }] : []),
     ],
-    [
+    storm: [
       ...(has('gatehouse') ? [{ app: 'gatehouse' as const, kind: 'storm' as const }] : []),
       ...(has('express') ? [{ app: 'express' as const, kind: 'storm' as const }] : []),
     ],
-  ]
-  return groups.filter((group) => group.length > 0)
+  }
+  return GROUP_NAMES.filter((name) => GROUPS.includes(name))
+    .map((name) => groups[name])
+    .filter((group) => group.length > 0)
 }
 
 async function runGroup(apps: Map<AppKey, App>, group: Group, round: number, seconds: number): Promise<void> {

@@ -115,6 +115,7 @@ async function pagesContext(app: FastifyInstance, config: AppConfig): Promise<vo
     argon2: config.argon2,
     maxConcurrentHashes: config.argon2MaxConcurrent,
     hashThreadNice: config.argon2ThreadNice,
+    normalPriorityHashThreads: config.argon2NormalPriorityThreads,
   })
 
   // Before the routes: each route keeps the error handler in force when it is registered.

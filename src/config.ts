@@ -94,7 +94,9 @@ const EnvSchema = z.object({
   // Hashing threads. One per core keeps every core busy in a log-in storm; more only share the same
   // cores and take 19 MiB each while they hash.
   ARGON2_MAX_CONCURRENT: integerIn(1, 1024).default(os.availableParallelism()),
-  // The hashing threads' nice value: 19 lets page views take a core at once; 0 shares it evenly.
+  // Hashing threads that keep the normal priority, so a log-in storm always gets a share of the CPU.
+  ARGON2_NORMAL_PRIORITY_THREADS: integerIn(0, 1024).optional(),
+  // The other hashing threads' nice value: 19 lets page views take a core at once; 0 shares it evenly.
   ARGON2_THREAD_NICE: integerIn(0, 19).default(DEFAULT_HASH_THREAD_NICE),
   OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: integerIn(0, 60_000).default(1000),
   OVERLOAD_MAX_HEAP_MB: integerIn(0, 1_000_000).default(0),
@@ -121,10 +123,14 @@ export interface Config {
   argon2: Argon2Parameters
   argon2MaxConcurrent: number
   argon2ThreadNice: number
+  argon2NormalPriorityThreads: number
   /** Load shedding thresholds; 0 turns a check off. */
   overloadMaxEventLoopDelayMs: number
   overloadMaxHeapMb: number
 }
+
+/** On one core a normal-priority hashing thread would share it with the event loop: none there. */
+const DEFAULT_NORMAL_PRIORITY_HASH_THREADS = os.availableParallelism() > 1 ? 1 : 0
 
 export class ConfigError extends Error {
   override name = 'ConfigError'
@@ -158,6 +164,15 @@ export function loadConfig(env: Environment = process.env): Config {
     throw new ConfigError(`SESSION_SECRET must be set in production (at least ${MIN_SECRET_LENGTH} random characters)`)
   }
 
+  // One thread at normal priority when there is a core to spare for it; never more than there are threads.
+  const argon2NormalPriorityThreads =
+    vars.ARGON2_NORMAL_PRIORITY_THREADS ?? Math.min(DEFAULT_NORMAL_PRIORITY_HASH_THREADS, vars.ARGON2_MAX_CONCURRENT)
+  if (argon2NormalPriorityThreads > vars.ARGON2_MAX_CONCURRENT) {
+    throw new ConfigError(
+      `ARGON2_NORMAL_PRIORITY_THREADS must be at most ARGON2_MAX_CONCURRENT (${vars.ARGON2_MAX_CONCURRENT})`,
+    )
+  }
+
   return {
     env: vars.NODE_ENV,
     port: vars.PORT,
@@ -181,6 +196,7 @@ export function loadConfig(env: Environment = process.env): Config {
     },
     argon2MaxConcurrent: vars.ARGON2_MAX_CONCURRENT,
     argon2ThreadNice: vars.ARGON2_THREAD_NICE,
+    argon2NormalPriorityThreads,
     overloadMaxEventLoopDelayMs: vars.OVERLOAD_MAX_EVENT_LOOP_DELAY_MS,
     overloadMaxHeapMb: vars.OVERLOAD_MAX_HEAP_MB,
   }

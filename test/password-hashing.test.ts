@@ -180,6 +180,30 @@ test('at most ARGON2_MAX_CONCURRENT hashes run at once; the others wait their tu
   await hasher.close()
 })
 
+test('ARGON2_NORMAL_PRIORITY_THREADS of the hashing threads keep the normal priority; the others yield', async () => {
+  const expectedDefault = os.availableParallelism() > 1 ? 1 : 0
+  assert.equal(loadConfig({}).argon2NormalPriorityThreads, expectedDefault, 'one when there is a core to spare')
+  assert.equal(loadConfig({ ARGON2_NORMAL_PRIORITY_THREADS: '0' }).argon2NormalPriorityThreads, 0)
+  assert.equal(
+    loadConfig({ ARGON2_MAX_CONCURRENT: '1', ARGON2_NORMAL_PRIORITY_THREADS: '1' }).argon2NormalPriorityThreads,
+    1,
+  )
+  assert.throws(
+    () => loadConfig({ ARGON2_MAX_CONCURRENT: '2', ARGON2_NORMAL_PRIORITY_THREADS: '3' }),
+    (error: unknown) =>
+      error instanceof ConfigError && error.message.startsWith('ARGON2_NORMAL_PRIORITY_THREADS must be at most'),
+  )
+
+  const lowestBefore = lowestPriorityThreads()
+  const threadsBefore = readdirSync('/proc/self/task').length
+  const hasher = new PasswordHasher(OWASP_ARGON2, 3, 19, 1)
+  const stored = await hasher.hash(PASSWORD)
+  assert.deepEqual(await Promise.all([1, 2, 3].map(() => hasher.verify(stored, PASSWORD))), [true, true, true])
+  assert.ok(readdirSync('/proc/self/task').length - threadsBefore >= 3, 'three hashing threads started')
+  assert.equal(lowestPriorityThreads() - lowestBefore, 2, 'two of the three at nice 19, one at the normal priority')
+  await hasher.close()
+})
+
 test('a form body over 16 KiB is answered 413 on /login and /signup', async () => {
   const users = await countRows(testApp.db, 'users')
   for (const path of ['/login', '/signup']) {

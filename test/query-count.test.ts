@@ -2,7 +2,7 @@
 // user reading a page costs one query, the session read with its user, and no write.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { createTestUser, logIn, signUp, startTestApp, type TestApp } from './helpers/app.js'
+import { createTestUser, logIn, PASSWORD, signUp, startTestApp, type TestApp } from './helpers/app.js'
 import type { Browser } from './helpers/browser.js'
 
 const testApp = await startTestApp()
@@ -49,4 +49,19 @@ test('an anonymous visitor without a cookie costs no query at all, nor do assets
   const stylesheet = await queriesOf(testApp, browser, '/assets/site.css')
   assert.equal(stylesheet.status, 200)
   assert.deepEqual(stylesheet.sql, [], 'an asset request never reads the session')
+})
+
+test('a log-in with no failed attempt before it does not clear the failure count: seven statements', async () => {
+  const { email } = await createTestUser(testApp)
+  const browser = testApp.browser()
+  await browser.get('/login')
+  const before = testApp.queries.length
+  const page = await browser.post('/login', { email, password: PASSWORD })
+  const sql = testApp.queries.slice(before)
+  assert.equal(page.status, 303)
+  assert.equal(page.location, '/profile')
+  assert.ok(!sql.some((statement) => /^delete from "auth_counters"/.test(statement)), sql.join(' | '))
+  // The session read, the rate-limit count, the throttle read, the user, then the new session (the old
+  // one deleted, the new one written at the regenerate and again with the log-in's keys).
+  assert.equal(sql.length, 7, sql.join(' | '))
 })

@@ -33,15 +33,22 @@ export interface AuthPluginOptions {
   argon2: Argon2Parameters
   /** Hashes computed at once; the rest wait their turn (see PasswordHasher). */
   maxConcurrentHashes: number
-  /** The hashing threads' nice value. */
+  /** The low-priority hashing threads' nice value. */
   hashThreadNice: number
+  /** Hashing threads that keep the normal priority (see hash-worker.ts). */
+  normalPriorityHashThreads: number
 }
 
 export default fp<AuthPluginOptions>(
   async function authPlugin(app, options) {
     // Log-in regenerates the session (no fixation) and keeps only the flash: never the old CSRF secret.
     const authenticator = new Authenticator({ clearSessionIgnoreFields: ['flash'] })
-    const hasher = new PasswordHasher(options.argon2, options.maxConcurrentHashes, options.hashThreadNice)
+    const hasher = new PasswordHasher(
+      options.argon2,
+      options.maxConcurrentHashes,
+      options.hashThreadNice,
+      options.normalPriorityHashThreads,
+    )
     app.addHook('onClose', () => hasher.close())
 
     authenticator.use(

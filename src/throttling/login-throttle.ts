@@ -22,8 +22,10 @@ export class LoginThrottle {
     return `login-email:${emailDigest(email)}`
   }
 
-  async isLocked(email: string): Promise<boolean> {
-    return (await readCounter(this.db, this.key(email))).count >= this.maxFailures
+  /** The email's failures in the current window, and whether they lock it. */
+  async check(email: string): Promise<{ failures: number; locked: boolean }> {
+    const failures = (await readCounter(this.db, this.key(email))).count
+    return { failures, locked: failures >= this.maxFailures }
   }
 
   async recordFailure(email: string): Promise<void> {

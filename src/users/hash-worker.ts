@@ -1,6 +1,8 @@
-// A password-hashing thread (see PasswordHasher). It lowers its own scheduling priority first: when the
-// event loop has work it gets the core at once, and hashing takes whatever CPU is left. So a log-in storm
-// uses every idle core without making page views wait behind it.
+// A password-hashing thread (see PasswordHasher). The first `normalPriorityThreads` threads to start keep
+// the normal scheduling priority: in a log-in storm they get their fair share of the CPU, so log-ins keep
+// going. Every other thread lowers its own priority first: when the event loop has work it gets the core
+// at once, and these threads take whatever CPU is left. So a storm uses every idle core without making
+// page views wait behind it.
 import { readlinkSync } from 'node:fs'
 import os from 'node:os'
 import { workerData } from 'node:worker_threads'
@@ -8,8 +10,12 @@ import { hashSync, verifySync } from '@node-rs/argon2'
 import type { Argon2Parameters } from './passwords.js'
 
 export interface HashWorkerData {
-  /** The nice value this thread takes (0 to 19; higher yields more). Lowering priority needs no privilege. */
+  /** The nice value the low-priority threads take (0 to 19; higher yields more). Lowering needs no privilege. */
   nice: number
+  /** How many threads keep the normal priority. */
+  normalPriorityThreads: number
+  /** One counter shared by the pool's threads: how many have started. */
+  started: Int32Array
 }
 
 function lowerOwnPriority(nice: number): void {
@@ -22,7 +28,9 @@ function lowerOwnPriority(nice: number): void {
     // Not Linux, or no /proc: hashing runs at normal priority; the concurrency limit still applies.
   }
 }
-lowerOwnPriority((workerData as HashWorkerData).nice)
+const settings = workerData as HashWorkerData
+// A thread that replaces one that died counts as a new one: it yields, which can only favour page views.
+if (Atomics.add(settings.started, 0, 1) >= settings.normalPriorityThreads) lowerOwnPriority(settings.nice)
 
 export type HashTask =
   | { kind: 'hash'; password: string; parameters: Argon2Parameters }

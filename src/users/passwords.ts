@@ -71,9 +71,18 @@ export class PasswordHasher {
   readonly #pool: Piscina<HashTask, string | boolean>
   #inFlight = 0
 
-  constructor(parameters: Argon2Parameters, maxConcurrent: number, threadNice = DEFAULT_HASH_THREAD_NICE) {
+  constructor(
+    parameters: Argon2Parameters,
+    maxConcurrent: number,
+    threadNice = DEFAULT_HASH_THREAD_NICE,
+    normalPriorityThreads = 0,
+  ) {
     this.parameters = parameters
-    const workerData: HashWorkerData = { nice: threadNice }
+    const workerData: HashWorkerData = {
+      nice: threadNice,
+      normalPriorityThreads,
+      started: new Int32Array(new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT)),
+    }
     this.#pool = new Piscina({
       filename: HASH_WORKER.href,
       workerData,

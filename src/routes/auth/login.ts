@@ -27,6 +27,9 @@ function renderLoginForm(request: FastifyRequest, reply: FastifyReply) {
 }
 
 export default async function loginRoutes(app: FastifyInstance) {
+  /** Failures each log-in request found for its email before the password check (see checkLoginForm). */
+  const failuresBefore = new WeakMap<FastifyRequest, number>()
+
   app.get('/login', { preHandler: redirectLoggedIn }, renderLoginForm)
 
   // Rules first (they need no database), then the per-email throttle, then passport-local.
@@ -37,10 +40,12 @@ export default async function loginRoutes(app: FastifyInstance) {
       return refuseForm(request, reply, loginPath(nextOf(request)), check.message, fields.email, check.field)
     }
     // Locked emails are refused before any password check, so the right password does not get through either.
-    if (await app.loginThrottle.isLocked(check.email)) {
+    const throttle = await app.loginThrottle.check(check.email)
+    if (throttle.locked) {
       logAuthEvent(request, 'login_throttled', { email: check.email })
       return refuseThrottled(request, reply, renderLoginForm)
     }
+    failuresBefore.set(request, throttle.failures)
     ;(request.body as Record<string, string>).email = check.email
     return undefined
   }
@@ -64,7 +69,9 @@ export default async function loginRoutes(app: FastifyInstance) {
           return refuseForm(request, reply, loginPath(nextOf(request)), INVALID_LOGIN_FLASH, email)
         }
         const authUser = user as AuthUser
-        await app.loginThrottle.clear(email)
+        // Nothing to clear when there was no failure: one statement less per log-in. A failure recorded by
+        // another request meanwhile then stays counted, which errs on the safe side.
+        if ((failuresBefore.get(request) ?? 1) > 0) await app.loginThrottle.clear(email)
         await request.logIn(authUser)
         markAuthenticated(request)
         const rehashed = (info as { rehashed?: boolean } | undefined)?.rehashed === true
