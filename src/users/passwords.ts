@@ -61,9 +61,10 @@ export const DEFAULT_HASH_THREAD_NICE = 19
 
 /**
  * The app's hashing: the configured parameters, on `maxConcurrent` threads of their own (Piscina). Each
- * hash takes a core and 19 MiB for tens of milliseconds. The threads run at a low scheduling priority
- * (nice 19 unless ARGON2_THREAD_NICE says otherwise, see hash-worker.ts): a log-in storm may take every
- * idle core, but page views never wait behind it.
+ * hash takes a core and 19 MiB for tens of milliseconds. `normalPriorityThreads` of the threads keep the
+ * normal scheduling priority, so a log-in storm always gets a fair share of the CPU; the others run at a
+ * low one (nice 19 unless ARGON2_THREAD_NICE says otherwise, see hash-worker.ts) and take only idle cores,
+ * so page views do not wait behind them.
  * Hashes beyond `maxConcurrent` wait their turn, in order.
  */
 export class PasswordHasher {
