@@ -158,7 +158,7 @@ test('at most ARGON2_MAX_CONCURRENT hashes run at once; the others wait their tu
     (error: unknown) => error instanceof ConfigError && error.message.includes('ARGON2_THREAD_NICE'),
   )
   const lowestBefore = lowestPriorityThreads()
-  const hasher = new PasswordHasher(OWASP_ARGON2, 2)
+  const hasher = new PasswordHasher(OWASP_ARGON2, { maxConcurrent: 2 })
   const stored = await hasher.hash(PASSWORD)
   const attempts = [PASSWORD, 'wrong one', PASSWORD, 'wrong two', PASSWORD, 'wrong three']
   const results = Promise.all(attempts.map((password) => hasher.verify(stored, password)))
@@ -196,7 +196,7 @@ test('ARGON2_NORMAL_PRIORITY_THREADS of the hashing threads keep the normal prio
 
   const lowestBefore = lowestPriorityThreads()
   const threadsBefore = readdirSync('/proc/self/task').length
-  const hasher = new PasswordHasher(OWASP_ARGON2, 3, 19, 1)
+  const hasher = new PasswordHasher(OWASP_ARGON2, { maxConcurrent: 3, nice: 19, normalPriority: 1 })
   const stored = await hasher.hash(PASSWORD)
   assert.deepEqual(await Promise.all([1, 2, 3].map(() => hasher.verify(stored, PASSWORD))), [true, true, true])
   assert.ok(readdirSync('/proc/self/task').length - threadsBefore >= 3, 'three hashing threads started')

@@ -43,12 +43,11 @@ export default fp<AuthPluginOptions>(
   async function authPlugin(app, options) {
     // Log-in regenerates the session (no fixation) and keeps only the flash: never the old CSRF secret.
     const authenticator = new Authenticator({ clearSessionIgnoreFields: ['flash'] })
-    const hasher = new PasswordHasher(
-      options.argon2,
-      options.maxConcurrentHashes,
-      options.hashThreadNice,
-      options.normalPriorityHashThreads,
-    )
+    const hasher = new PasswordHasher(options.argon2, {
+      maxConcurrent: options.maxConcurrentHashes,
+      nice: options.hashThreadNice,
+      normalPriority: options.normalPriorityHashThreads,
+    })
     app.addHook('onClose', () => hasher.close())
 
     authenticator.use(

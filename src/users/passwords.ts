@@ -59,9 +59,18 @@ const HASH_WORKER = new URL(`./hash-worker${path.extname(fileURLToPath(import.me
 /** Hashing threads yield the CPU to the event loop whenever it has work (see ARGON2_THREAD_NICE). */
 export const DEFAULT_HASH_THREAD_NICE = 19
 
+export interface HashThreads {
+  /** Threads, and so hashes computed at once. */
+  maxConcurrent: number
+  /** The low-priority threads' nice value (default 19). */
+  nice?: number
+  /** Threads that keep the normal priority (default none). */
+  normalPriority?: number
+}
+
 /**
  * The app's hashing: the configured parameters, on `maxConcurrent` threads of their own (Piscina). Each
- * hash takes a core and 19 MiB for tens of milliseconds. `normalPriorityThreads` of the threads keep the
+ * hash takes a core and 19 MiB for tens of milliseconds. `normalPriority` of the threads keep the
  * normal scheduling priority, so a log-in storm always gets a fair share of the CPU; the others run at a
  * low one (nice 19 unless ARGON2_THREAD_NICE says otherwise, see hash-worker.ts) and take only idle cores,
  * so page views do not wait behind them.
@@ -72,16 +81,12 @@ export class PasswordHasher {
   readonly #pool: Piscina<HashTask, string | boolean>
   #inFlight = 0
 
-  constructor(
-    parameters: Argon2Parameters,
-    maxConcurrent: number,
-    threadNice = DEFAULT_HASH_THREAD_NICE,
-    normalPriorityThreads = 0,
-  ) {
+  constructor(parameters: Argon2Parameters, threads: HashThreads) {
+    const { maxConcurrent, nice = DEFAULT_HASH_THREAD_NICE, normalPriority = 0 } = threads
     this.parameters = parameters
     const workerData: HashWorkerData = {
-      nice: threadNice,
-      normalPriorityThreads,
+      nice,
+      normalPriorityThreads: normalPriority,
       started: new Int32Array(new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT)),
     }
     this.#pool = new Piscina({
