@@ -131,6 +131,28 @@ test('a logged-in session row names its user and expires SESSION_IDLE_HOURS from
   assertNear(row.expires_at, Date.now() + DEFAULT_IDLE_MS, 'expires_at is now + 168 h')
 })
 
+test('a session row stores no cookie; a row that holds one still works and loses it at its next save', async () => {
+  const { browser } = await loggedInBrowser(testApp)
+  const row = await sessionRow(testApp.db, browser)
+  assert.ok(row, 'the session row exists')
+  assert.equal('cookie' in row.data, false, `no cookie in the stored data: ${JSON.stringify(row.data)}`)
+  assert.equal(typeof row.data.passport, 'number', 'the log-in is stored')
+
+  // As rows were written before: with the cookie, and a touch due so the next page view saves.
+  const legacyCookie = { expires: new Date(Date.now() + HOUR_MS).toISOString(), originalMaxAge: DEFAULT_IDLE_MS }
+  await testApp.db
+    .updateTable('sessions')
+    .set({ data: JSON.stringify({ ...row.data, cookie: legacyCookie, touchedAt: 0 }) })
+    .where('id', '=', row.id)
+    .execute()
+  assert.equal((await browser.get('/profile')).status, 200, 'the row with a cookie still opens the profile')
+  const saved = await sessionRow(testApp.db, browser)
+  assert.ok(saved, 'the session row still exists')
+  assert.equal('cookie' in saved.data, false, 'the save dropped the stored cookie')
+  assert.ok(Number(saved.data.touchedAt) > 0, 'the save wrote the touch')
+  assertNear(saved.expires_at, Date.now() + DEFAULT_IDLE_MS, 'expires_at slid to now + 168 h')
+})
+
 test('an expired session stops working at once', async () => {
   const { browser } = await loggedInBrowser(testApp)
   assert.equal((await browser.get('/profile')).status, 200)

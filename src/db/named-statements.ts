@@ -3,7 +3,7 @@
 // on every page view is the one that pays off. pg remembers, per connection, which names it has prepared.
 // @see https://node-postgres.com/features/queries#prepared-statements
 import type { PostgresCursor, PostgresPool, PostgresPoolClient, PostgresQueryResult } from 'kysely'
-import type pg from 'pg'
+import pg from 'pg'
 
 /** Our statements come in a few dozen shapes; past this many, something builds SQL per call: run it unnamed. */
 const MAX_NAMED_STATEMENTS = 500
@@ -30,9 +30,16 @@ function namedStatementClient(client: pg.PoolClient): PostgresPoolClient {
     const name = parameters.length > 0 ? statementName(sqlOrCursor) : undefined
     // Kysely's connection already hands over a fresh copy of the parameters: no second copy here.
     const values = parameters as unknown[]
-    const result = name ? client.query({ name, text: sqlOrCursor, values }) : client.query(sqlOrCursor, values)
     // pg's result has every field Kysely reads (command, rowCount, rows); its command type is a plain string.
-    return result as unknown as Promise<PostgresQueryResult<R>>
+    if (!name) return client.query(sqlOrCursor, values) as unknown as Promise<PostgresQueryResult<R>>
+    return new Promise((resolve, reject) => {
+      // A Query made from the text, then named: given a config object instead, pg copies it property by
+      // property (through property descriptors) on every call.
+      const query = new pg.Query(sqlOrCursor, values, (error, result) =>
+        error ? reject(error) : resolve(result as unknown as PostgresQueryResult<R>),
+      )
+      client.query(Object.assign(query, { name }))
+    })
   }
   return { query, release: () => client.release() }
 }
