@@ -51,7 +51,7 @@ test('an anonymous visitor without a cookie costs no query at all, nor do assets
   assert.deepEqual(stylesheet.sql, [], 'an asset request never reads the session')
 })
 
-test('a log-in with no failed attempt before it does not clear the failure count: seven statements', async () => {
+test('a log-in with no failed attempt before it: six statements, the user read with its failure count', async () => {
   const { email } = await createTestUser(testApp)
   const browser = testApp.browser()
   await browser.get('/login')
@@ -61,7 +61,10 @@ test('a log-in with no failed attempt before it does not clear the failure count
   assert.equal(page.status, 303)
   assert.equal(page.location, '/profile')
   assert.ok(!sql.some((statement) => /^delete from "auth_counters"/.test(statement)), sql.join(' | '))
-  // The session read, the rate-limit count, the throttle read, the user, then the new session (the old
-  // one deleted, the new one written at the regenerate and again with the log-in's keys).
-  assert.equal(sql.length, 7, sql.join(' | '))
+  // The session read, the rate-limit count, the user with the email's failure count, then the new session
+  // (the old one deleted, the new one written at the regenerate and again with the log-in's keys).
+  assert.equal(sql.length, 6, sql.join(' | '))
+  const userReads = sql.filter((statement) => /from "users"|join "users"/.test(statement))
+  assert.equal(userReads.length, 2, `the session read and the log-in's own read: ${userReads.join(' | ')}`)
+  assert.match(userReads[1] ?? '', /join "auth_counters"/, 'the user and the failure count in one query')
 })

@@ -5,17 +5,22 @@ import { Authenticator } from '@fastify/passport'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { Strategy as LocalStrategy } from 'passport-local'
-import type { Role } from '../db/schema.js'
+import type { Role, User } from '../db/schema.js'
 import { loginPath, safeLocalPath } from '../http/local-path.js'
 import { prefersJson } from '../http/negotiation.js'
 import { type AuthUser, verifyCredentials } from '../users/authentication.js'
 import { type Argon2Parameters, PasswordHasher } from '../users/passwords.js'
+import { findUserByEmail } from '../users/repository.js'
 
 type AuthenticatorInstance = InstanceType<typeof Authenticator>
 type Guard = (request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply | undefined>
 
 declare module 'fastify' {
   interface PassportUser extends AuthUser {}
+  interface FastifyRequest {
+    /** The user of the typed email (null: none), when the log-in form read it already; null when it did not. */
+    loginUserLookup: { user: User | null } | null
+  }
   interface FastifyInstance {
     authenticator: AuthenticatorInstance
     /** argon2id with the configured parameters. */
@@ -52,16 +57,26 @@ export default fp<AuthPluginOptions>(
 
     authenticator.use(
       'local',
-      new LocalStrategy({ usernameField: 'email', passwordField: 'password' }, (email, password, done) => {
-        verifyCredentials(app.db, email, password, hasher).then(
-          ({ user, rehashed }) => {
-            // Passed on as `info` to the log-in route, which logs the upgrade.
-            const info = { message: 'verified', rehashed }
-            return user ? done(null, user, info) : done(null, false)
-          },
-          (error: unknown) => done(error),
-        )
-      }),
+      new LocalStrategy(
+        { usernameField: 'email', passwordField: 'password', passReqToCallback: true },
+        // passport-local's types name Express's request; @fastify/passport hands over the Fastify one.
+        (expressRequest, email, password, done) => {
+          const request = expressRequest as unknown as FastifyRequest
+          // Read by the log-in form's throttle check, with the email's failure count; else read here.
+          const lookup = request.loginUserLookup
+          const user = lookup ? Promise.resolve(lookup.user) : findUserByEmail(app.db, email)
+          user
+            .then((found) => verifyCredentials(app.db, found, password, hasher))
+            .then(
+              ({ user, rehashed }) => {
+                // Passed on as `info` to the log-in route, which logs the upgrade.
+                const info = { message: 'verified', rehashed }
+                return user ? done(null, user, info) : done(null, false)
+              },
+              (error: unknown) => done(error),
+            )
+        },
+      ),
     )
     authenticator.registerUserSerializer(async (user: AuthUser) => user.id)
     // The store reads the user with the session, in the same query: a role change or a deleted user takes
@@ -71,6 +86,7 @@ export default fp<AuthPluginOptions>(
       return user && user.id === id ? user : null
     })
 
+    app.decorateRequest('loginUserLookup', null)
     await app.register(authenticator.initialize())
     await app.register(authenticator.secureSession())
     app.decorate('authenticator', authenticator)

@@ -28,17 +28,6 @@ export async function incrementCounter(db: Kysely<Database>, key: string, window
   return { count: row.count, ttlMs: Number(row.ttl_ms) }
 }
 
-/** The live count (0 once the window has ended). */
-export async function readCounter(db: Kysely<Database>, key: string): Promise<CounterState> {
-  const row = await db
-    .selectFrom('auth_counters')
-    .select(['count', ttlMs.as('ttl_ms')])
-    .where('key', '=', key)
-    .where('window_ends_at', '>', sql<Date>`now()`)
-    .executeTakeFirst()
-  return row ? { count: row.count, ttlMs: Number(row.ttl_ms) } : { count: 0, ttlMs: 0 }
-}
-
 export async function resetCounter(db: Kysely<Database>, key: string): Promise<void> {
   await db.deleteFrom('auth_counters').where('key', '=', key).execute()
 }

@@ -2,9 +2,10 @@
 // refused (429) until the window ends, whatever password comes; other emails are unaffected.
 import { createHash } from 'node:crypto'
 import type { Kysely } from 'kysely'
-import type { Database } from '../db/schema.js'
+import type { Database, User } from '../db/schema.js'
 import { normalizeEmail } from '../users/credentials.js'
-import { incrementCounter, readCounter, resetCounter } from './counters.js'
+import { findUserWithCounter } from '../users/repository.js'
+import { incrementCounter, resetCounter } from './counters.js'
 
 /** SHA-256 of the normalized email: what logs and counters carry instead of the address. */
 export function emailDigest(email: string): string {
@@ -22,10 +23,11 @@ export class LoginThrottle {
     return `login-email:${emailDigest(email)}`
   }
 
-  /** The email's failures in the current window, and whether they lock it. */
-  async check(email: string): Promise<{ failures: number; locked: boolean }> {
-    const failures = (await readCounter(this.db, this.key(email))).count
-    return { failures, locked: failures >= this.maxFailures }
+  /** The email's failures in the current window and whether they lock it, with the email's user (null when
+   * none), read in the same query: the password check that follows needs no query of its own. */
+  async check(email: string): Promise<{ failures: number; locked: boolean; user: User | null }> {
+    const { user, count } = await findUserWithCounter(this.db, email, this.key(email))
+    return { failures: count, locked: count >= this.maxFailures, user }
   }
 
   async recordFailure(email: string): Promise<void> {

@@ -2,7 +2,7 @@
 import type { Kysely } from 'kysely'
 import type { Database, Role, User } from '../db/schema.js'
 import type { PasswordHasher } from './passwords.js'
-import { findUserByEmail, updatePasswordHash } from './repository.js'
+import { updatePasswordHash } from './repository.js'
 
 /** What a logged-in request knows of its user: no password hash. */
 export interface AuthUser {
@@ -21,13 +21,13 @@ export interface VerifyResult {
   rehashed: boolean
 }
 
+/** `user` is the one found for the typed email (null for an unknown email), read by the caller. */
 export async function verifyCredentials(
   db: Kysely<Database>,
-  email: string,
+  user: User | null,
   password: string,
   hasher: PasswordHasher,
 ): Promise<VerifyResult> {
-  const user = await findUserByEmail(db, email)
   // An unknown email still pays for one verification, so timing does not tell which emails exist.
   const matches = user ? await hasher.verify(user.password_hash, password) : await hasher.verifyDummy(password)
   if (!user || !matches) return { user: null, rehashed: false }

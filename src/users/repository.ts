@@ -11,6 +11,52 @@ export async function findUserByEmail(db: Kysely<Database>, email: string): Prom
   return user ?? null
 }
 
+/**
+ * The log-in's one read: the user with this email (null when there is none) and the live count of the
+ * throttling counter `counterKey` (0 when none), in one round trip. Both joins match at most one row
+ * (unique lower(email), primary key), and the one-row source keeps the count when no user matches.
+ */
+export async function findUserWithCounter(
+  db: Kysely<Database>,
+  email: string,
+  counterKey: string,
+): Promise<{ user: User | null; count: number }> {
+  const row = await db
+    .selectFrom(sql<{ one: number }>`(select 1 as one)`.as('one'))
+    .leftJoin('users', (join) => join.on(sql<string>`lower(users.email)`, '=', sql<string>`lower(${email.trim()})`))
+    .leftJoin('auth_counters', (join) =>
+      join.on('auth_counters.key', '=', counterKey).on('auth_counters.window_ends_at', '>', sql<Date>`now()`),
+    )
+    .select([
+      'users.id',
+      'users.email',
+      'users.password_hash',
+      'users.role',
+      'users.created_at',
+      'users.updated_at',
+      'auth_counters.count',
+    ])
+    .executeTakeFirstOrThrow()
+  const { count, ...columns } = row
+  const user =
+    columns.id === null ||
+    columns.email === null ||
+    columns.password_hash === null ||
+    columns.role === null ||
+    columns.created_at === null ||
+    columns.updated_at === null
+      ? null
+      : {
+          id: columns.id,
+          email: columns.email,
+          password_hash: columns.password_hash,
+          role: columns.role,
+          created_at: columns.created_at,
+          updated_at: columns.updated_at,
+        }
+  return { user, count: count ?? 0 }
+}
+
 export async function findUserById(db: Kysely<Database>, id: number): Promise<User | null> {
   const user = await db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst()
   return user ?? null

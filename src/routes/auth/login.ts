@@ -46,6 +46,7 @@ export default async function loginRoutes(app: FastifyInstance) {
       return refuseThrottled(request, reply, renderLoginForm)
     }
     failuresBefore.set(request, throttle.failures)
+    request.loginUserLookup = { user: throttle.user }
     ;(request.body as Record<string, string>).email = check.email
     return undefined
   }
