@@ -18,8 +18,9 @@ type Guard = (request: FastifyRequest, reply: FastifyReply) => Promise<FastifyRe
 declare module 'fastify' {
   interface PassportUser extends AuthUser {}
   interface FastifyRequest {
-    /** The user of the typed email (null: none), when the log-in form read it already; null when it did not. */
-    loginUserLookup: { user: User | null } | null
+    /** What the log-in form's throttle check read for the typed email: its user (null: none) and its
+     * failures in the window; null before the check. */
+    loginCheck: { user: User | null; failures: number } | null
   }
   interface FastifyInstance {
     authenticator: AuthenticatorInstance
@@ -63,9 +64,9 @@ export default fp<AuthPluginOptions>(
         (expressRequest, email, password, done) => {
           const request = expressRequest as unknown as FastifyRequest
           // Read by the log-in form's throttle check, with the email's failure count; else read here.
-          const lookup = request.loginUserLookup
-          const user = lookup ? Promise.resolve(lookup.user) : findUserByEmail(app.db, email)
-          user
+          const check = request.loginCheck
+          const candidate = check ? Promise.resolve(check.user) : findUserByEmail(app.db, email)
+          candidate
             .then((found) => verifyCredentials(app.db, found, password, hasher))
             .then(
               ({ user, rehashed }) => {
@@ -86,7 +87,7 @@ export default fp<AuthPluginOptions>(
       return user && user.id === id ? user : null
     })
 
-    app.decorateRequest('loginUserLookup', null)
+    app.decorateRequest('loginCheck', null)
     await app.register(authenticator.initialize())
     await app.register(authenticator.secureSession())
     app.decorate('authenticator', authenticator)

@@ -37,24 +37,9 @@ export async function findUserWithCounter(
       'auth_counters.count',
     ])
     .executeTakeFirstOrThrow()
-  const { count, ...columns } = row
-  const user =
-    columns.id === null ||
-    columns.email === null ||
-    columns.password_hash === null ||
-    columns.role === null ||
-    columns.created_at === null ||
-    columns.updated_at === null
-      ? null
-      : {
-          id: columns.id,
-          email: columns.email,
-          password_hash: columns.password_hash,
-          role: columns.role,
-          created_at: columns.created_at,
-          updated_at: columns.updated_at,
-        }
-  return { user, count: count ?? 0 }
+  const { count, ...user } = row
+  // Every users column is NOT NULL: a null id means no user matched, and a matched row is a whole user.
+  return { user: user.id === null ? null : (user as User), count: count ?? 0 }
 }
 
 export async function findUserById(db: Kysely<Database>, id: number): Promise<User | null> {

@@ -27,9 +27,6 @@ function renderLoginForm(request: FastifyRequest, reply: FastifyReply) {
 }
 
 export default async function loginRoutes(app: FastifyInstance) {
-  /** Failures each log-in request found for its email before the password check (see checkLoginForm). */
-  const failuresBefore = new WeakMap<FastifyRequest, number>()
-
   app.get('/login', { preHandler: redirectLoggedIn }, renderLoginForm)
 
   // Rules first (they need no database), then the per-email throttle, then passport-local.
@@ -45,8 +42,8 @@ export default async function loginRoutes(app: FastifyInstance) {
       logAuthEvent(request, 'login_throttled', { email: check.email })
       return refuseThrottled(request, reply, renderLoginForm)
     }
-    failuresBefore.set(request, throttle.failures)
-    request.loginUserLookup = { user: throttle.user }
+    // The user for the password check (the auth plugin's strategy), the failures for the success handler below.
+    request.loginCheck = { user: throttle.user, failures: throttle.failures }
     ;(request.body as Record<string, string>).email = check.email
     return undefined
   }
@@ -72,7 +69,7 @@ export default async function loginRoutes(app: FastifyInstance) {
         const authUser = user as AuthUser
         // Nothing to clear when there was no failure: one statement less per log-in. A failure recorded by
         // another request meanwhile then stays counted, which errs on the safe side.
-        if ((failuresBefore.get(request) ?? 1) > 0) await app.loginThrottle.clear(email)
+        if ((request.loginCheck?.failures ?? 1) > 0) await app.loginThrottle.clear(email)
         await request.logIn(authUser)
         markAuthenticated(request)
         const rehashed = (info as { rehashed?: boolean } | undefined)?.rehashed === true
