@@ -51,7 +51,7 @@ test('an anonymous visitor without a cookie costs no query at all, nor do assets
   assert.deepEqual(stylesheet.sql, [], 'an asset request never reads the session')
 })
 
-test('a log-in with no failed attempt before it: six statements, the user read with its failure count', async () => {
+test('a log-in with no failed attempt before it: five statements, the user read with its failure count, the new session written once', async () => {
   const { email } = await createTestUser(testApp)
   const browser = testApp.browser()
   await browser.get('/login')
@@ -61,10 +61,30 @@ test('a log-in with no failed attempt before it: six statements, the user read w
   assert.equal(page.status, 303)
   assert.equal(page.location, '/profile')
   assert.ok(!sql.some((statement) => /^delete from "auth_counters"/.test(statement)), sql.join(' | '))
-  // The session read, the rate-limit count, the user with the email's failure count, then the new session
-  // (the old one deleted, the new one written at the regenerate and again with the log-in's keys).
-  assert.equal(sql.length, 6, sql.join(' | '))
+  // The session read, the rate-limit count, the user with the email's failure count, the old session's
+  // delete, and the new session, written once with the log-in's keys.
+  assert.equal(sql.length, 5, sql.join(' | '))
+  const sessionWrites = sql.filter((statement) => /^(insert into|update|delete from) "sessions"/.test(statement))
+  assert.equal(sessionWrites.length, 2, sessionWrites.join(' | '))
+  assert.match(sessionWrites[0] ?? '', /^delete from "sessions"/, 'the pre-session is deleted first')
+  assert.match(sessionWrites[1] ?? '', /^insert into "sessions"/, 'then the new session is written, once')
   const userReads = sql.filter((statement) => /from "users"|join "users"/.test(statement))
   assert.equal(userReads.length, 2, `the session read and the log-in's own read: ${userReads.join(' | ')}`)
   assert.match(userReads[1] ?? '', /join "auth_counters"/, 'the user and the failure count in one query')
+})
+
+test('a log-out deletes the session and writes the next one once, with its flash', async () => {
+  const { browser } = await signUp(testApp)
+  // The log-out form's token comes with the page.
+  await browser.get('/profile')
+  const before = testApp.queries.length
+  const page = await browser.post('/logout', {})
+  const sql = testApp.queries.slice(before)
+  assert.equal(page.status, 303)
+  const sessionWrites = sql.filter((statement) => /^(insert into|update|delete from) "sessions"/.test(statement))
+  assert.equal(sessionWrites.length, 2, sessionWrites.join(' | '))
+  assert.match(sessionWrites[0] ?? '', /^delete from "sessions"/, 'the session is deleted first')
+  assert.match(sessionWrites[1] ?? '', /^insert into "sessions"/, 'then the next one, carrying the flash, once')
+  const home = await browser.follow(page)
+  assert.deepEqual(home.flashes, [{ type: 'success', message: 'You have been logged out.' }])
 })

@@ -116,6 +116,9 @@ export class KyselySessionStore implements SessionStore {
 
   private readonly readSql: string
 
+  /** True while a destroy's callback runs: a set from inside it is regenerate()'s (see set). */
+  private insideDestroyCallback = false
+
   /** What each restored session looked like when its request loaded it (see markLoaded). */
   private readonly loaded = new WeakMap<object, SessionData>()
 
@@ -147,6 +150,14 @@ export class KyselySessionStore implements SessionStore {
 
   set(sessionId: string, session: Session, callback: Done): void {
     const data = storedData(session)
+    // regenerate() (log-in, log-out) writes the new, anonymous session right after deleting the old one,
+    // before the request has put anything in it. That row is never needed: no cookie names the new id
+    // until the session is saved at the response (@fastify/session sends it only then), and that save
+    // writes the row with what the request put in it. Skipping it saves a write per log-in and log-out.
+    if (this.insideDestroyCallback && !this.loaded.has(session) && userIdOf(data) === null) {
+      callback()
+      return
+    }
     const id = hashSessionId(sessionId)
     const userId = userIdOf(data)
     const expiresAt = sessionExpiry(data, cookieExpiry(session), this.lifetimes)
@@ -194,11 +205,16 @@ export class KyselySessionStore implements SessionStore {
   }
 
   destroy(sessionId: string, callback: Done): void {
-    this.settle(
-      this.db.deleteFrom('sessions').where('id', '=', hashSessionId(sessionId)).execute(),
-      () => callback(),
-      callback,
-    )
+    const done = (error?: unknown) => {
+      // @fastify/session's regenerate() saves its new session from inside this callback (see set).
+      this.insideDestroyCallback = true
+      try {
+        callback(error)
+      } finally {
+        this.insideDestroyCallback = false
+      }
+    }
+    this.settle(this.db.deleteFrom('sessions').where('id', '=', hashSessionId(sessionId)).execute(), () => done(), done)
   }
 
   /** The callback runs once, only after the database has answered; never `.then(cb).catch(cb)`, which can call it twice. */
