@@ -155,6 +155,8 @@ export class KyselySessionStore implements SessionStore {
     // until the session is saved at the response (@fastify/session sends it only then), and that save
     // writes the row with what the request put in it. Skipping it saves a write per log-in and log-out.
     if (this.insideDestroyCallback && !this.loaded.has(session) && userIdOf(data) === null) {
+      // One set per destroy: whatever regenerate's callback goes on to do synchronously writes as usual.
+      this.insideDestroyCallback = false
       callback()
       return
     }
