@@ -152,6 +152,37 @@ test('a save by a request that loaded the session before log-out does not revive
   assert.equal(await storedRow(id), undefined, 'the late save wrote nothing')
 })
 
+/** destroy(), with `inside` run from its callback, as @fastify/session's regenerate() runs its save. */
+function destroyThen(id: string, inside: () => Promise<void>[]): Promise<void> {
+  return new Promise((resolve, reject) =>
+    store.destroy(id, (error) => (error ? reject(error) : Promise.all(inside()).then(() => resolve(), reject))),
+  )
+}
+
+test("only regenerate()'s save of its new, empty session is skipped", async () => {
+  const { browser } = await signUp(testApp)
+  const userId = (await storedRow(sessionId(browser)))?.user_id
+  assert.equal(typeof userId, 'number', 'the signed-up session names its user')
+  const stamp = `${process.pid}-${Date.now()}`
+  const old = `old-${stamp}`
+  await save(old, { flash: { info: ['before'] } })
+
+  await destroyThen(old, () => [
+    save(`regenerated-${stamp}`, { flash: { info: ['kept'] } }),
+    save(`second-${stamp}`, { flash: { info: ['second'] } }),
+  ])
+  assert.equal(await storedRow(old), undefined, 'the old row is deleted')
+  assert.equal(await storedRow(`regenerated-${stamp}`), undefined, 'the first set inside the callback writes nothing')
+  assert.ok(await storedRow(`second-${stamp}`), 'a second set inside the same callback is written')
+
+  await save(old, { flash: {} })
+  await destroyThen(old, () => [save(`with-user-${stamp}`, { passport: userId })])
+  assert.equal((await storedRow(`with-user-${stamp}`))?.user_id, userId, 'a session with a user is written')
+
+  await save(`later-${stamp}`, { flash: {} })
+  assert.ok(await storedRow(`later-${stamp}`), 'a set outside a destroy callback is written')
+})
+
 test('a brand-new session is inserted as a whole', async () => {
   const id = `new-session-${process.pid}-${Date.now()}`
   await save(id, { cookie: { expires: new Date(Date.now() + 60_000).toISOString() }, flash: { info: ['hello'] } })
