@@ -115,6 +115,8 @@ export interface ServerProcess {
 export interface StartServerOptions {
   /** `source` (default): src/server.ts through tsx. `dist`: the built dist/src/server.js (run `npm run build` first). */
   from?: 'source' | 'dist'
+  /** Options for node itself, before the entry point (for example `--expose-gc`). */
+  nodeArgs?: string[]
 }
 
 /** The real server process on loopback; resolves once /healthz answers 200. */
@@ -123,7 +125,10 @@ export async function startServer(
   options: StartServerOptions = {},
 ): Promise<ServerProcess> {
   const port = await freePort()
-  const entry = options.from === 'dist' ? ['dist/src/server.js'] : ['--import', 'tsx', 'src/server.ts']
+  const entry = [
+    ...(options.nodeArgs ?? []),
+    ...(options.from === 'dist' ? ['dist/src/server.js'] : ['--import', 'tsx', 'src/server.ts']),
+  ]
   if (options.from === 'dist' && !fs.existsSync(new URL('dist/src/server.js', ROOT))) {
     throw new Error('dist/src/server.js is missing: run `npm run build` first')
   }
