@@ -185,6 +185,12 @@ export async function buildApp(config: AppConfig, options: BuildAppOptions = {})
   app.addHook('onSend', async (_request, reply) => {
     if (closing) reply.header('connection', 'close')
   })
+  // An answer already past onSend when closing began goes out without that header and leaves its
+  // connection idle after Fastify has closed the idle ones: close() would then wait out the keep-alive
+  // timeout (the 10 s grace, in practice). End such a connection once its answer is sent.
+  app.addHook('onResponse', async (request) => {
+    if (closing) request.raw.socket?.end()
+  })
 
   try {
     await app.register(dbPlugin, { databaseUrl: config.databaseUrl, dataDir: config.dataDir, onQuery: options.onQuery })
