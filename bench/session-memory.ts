@@ -149,7 +149,8 @@ async function worker(): Promise<void> {
     if (created === FIRST) {
       // Every worker waits here or before its next request; the last one answered starts the measurement.
       paused = (async () => {
-        while (created < started) await sleep(10)
+        // A failed request ends its worker without a session: stop waiting then, the run has failed.
+        while (created < started && failures.length === 0) await sleep(10)
         rssFirstAfterGc = await rssAfterGc()
         paused = null
       })()
