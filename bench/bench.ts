@@ -16,18 +16,29 @@
 // fresh database. Figures and ratios go to standard output as markdown and to bench/results/latest.json.
 // Exits 1 when a measurement was not valid (an answer that was not what its step expects, a connection error,
 // a server error in a log); missed targets are reported, not an exit code.
-import { execFileSync, spawnSync } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
-import { Browser, type Page } from '../test/helpers/browser.js'
-import { freePort } from '../test/helpers/postgres-server.js'
-import { HASH_BOUND_CONCURRENCY, HASH_BOUND_PARAMETERS, measureHashBound } from './hash-bound.js'
-import { type Answer, type LoadResult, location, runLoad, type Step, setCookiePair } from './http-load.js'
 import {
-  BENCH_SECRET,
+  type BenchApp,
+  benchEmails,
+  CONNECTIONS,
+  EXPRESS_FLOW,
+  GATEHOUSE_ENV,
+  GATEHOUSE_FLOW,
+  loginSteps,
+  pageSteps,
+  profileSteps,
+  startYardstick,
+  USERS,
+  usersWithSessions,
+} from './apps.js'
+import { HASH_BOUND_CONCURRENCY, HASH_BOUND_PARAMETERS, measureHashBound } from './hash-bound.js'
+import { type LoadResult, runLoad } from './http-load.js'
+import {
   type BenchDatabase,
   freshPgliteDatabase,
   freshPostgresDatabase,
@@ -36,8 +47,6 @@ import {
   ROOT,
   recreatePostgresDatabase,
   rssOf,
-  type ServerProcess,
-  startProcess,
   startServer,
 } from './lib.js'
 
@@ -72,49 +81,22 @@ for (const name of GROUPS) {
     throw new Error(`BENCH_GROUPS: unknown group "${name}" (${GROUP_NAMES.join(', ')})`)
 }
 const POSTGRES_URL = process.env.BENCH_POSTGRES_URL || 'postgres://postgres@127.0.0.1:5432/postgres'
-const SHARED_BENCH = fileURLToPath(new URL('../shared/bench/', ROOT))
 const RESULTS_FILE = fileURLToPath(new URL('bench/results/latest.json', ROOT))
 
-/** Connections of every measurement, and of the log-ins in the storm. */
-const CONNECTIONS = 10
 /** Profile views beside the log-in storm. */
 const STORM_VIEW_CONNECTIONS = 2
-/** Users per app: one per connection, so no two connections share a session row. */
-const USERS = CONNECTIONS
-const PASSWORD = 'bench password 1234'
 /** Between two measurements: in-flight log-ins finish, the next measurement starts on a quiet machine. */
 const SETTLE_MS = 500
 const WARMUP_SECONDS = Math.min(2, SECONDS)
 const HASH_SECONDS = SECONDS / 2
 const RSS_SAMPLE_MS = 100
 
-/** The variables gatehouse runs with besides its database; stated in the output. */
-const GATEHOUSE_ENV = {
-  AUTH_RATE_LIMIT: '1000000',
-  LOGIN_MAX_FAILURES: '1000000',
-  OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0',
-}
-
 // ------------------------------------------------------------------------------------------------- apps
 
 type AppKey = 'gatehouse' | 'express' | 'fastify-limit' | 'gatehouse-pglite'
 type Kind = 'profile' | 'anonymous' | 'hello' | 'one-query' | 'login' | 'storm'
 
-interface LoginFlow {
-  /** The pre-session cookie GET /login sets (gatehouse needs it back for its CSRF check). */
-  cookieName: string
-  csrf: boolean
-  successStatus: number
-}
-
-interface App {
-  key: AppKey
-  server: ServerProcess
-  emails: string[]
-  /** One logged-in session per user, as a Cookie header. */
-  sessions: { cookie: string; email: string }[]
-  loginFlow: LoginFlow | null
-}
+type App = BenchApp<AppKey>
 
 const ROW_NAMES: Record<Kind | 'storm-views' | 'hash', string> = {
   profile: 'GET /profile, logged in',
@@ -129,165 +111,6 @@ const ROW_NAMES: Record<Kind | 'storm-views' | 'hash', string> = {
 
 function say(line: string): void {
   console.log(line)
-}
-
-function ensureInstalled(folder: string): void {
-  if (fs.existsSync(path.join(folder, 'node_modules'))) return
-  say(`installing ${path.basename(folder)} (npm ci in ${folder})`)
-  const result = spawnSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: folder, stdio: 'inherit' })
-  if (result.status !== 0) throw new Error(`npm ci failed in ${folder}`)
-}
-
-async function startYardstick(name: 'express-baseline' | 'fastify-limit', databaseUrl: string) {
-  const folder = path.join(SHARED_BENCH, name)
-  ensureInstalled(folder)
-  const port = await freePort()
-  return startProcess({
-    name,
-    command: process.execPath,
-    args: ['app.js'],
-    cwd: folder,
-    port,
-    readyPath: '/hello',
-    // The environment gatehouse gets too (production); nothing of the app itself is tuned.
-    env: {
-      ...process.env,
-      NODE_ENV: 'production',
-      HOST: '127.0.0.1',
-      PORT: String(port),
-      DATABASE_URL: databaseUrl,
-      SESSION_SECRET: BENCH_SECRET,
-    },
-  })
-}
-
-function benchEmails(key: AppKey): string[] {
-  return Array.from({ length: USERS }, (_, index) => `bench-${key}-${index}@example.com`)
-}
-
-/** Signs each user up through the forms, then logs them in as a browser would (GET /login, POST /login);
- * the log-in's session, checked on /profile, is the one the profile measurements reuse. */
-async function usersWithSessions(server: ServerProcess, flow: LoginFlow, emails: string[]): Promise<App['sessions']> {
-  const sessions: App['sessions'] = []
-  const expectRedirectToProfile = (what: string, page: Page) => {
-    if (page.status !== flow.successStatus || page.location !== '/profile') {
-      throw new Error(`${what}: ${page.status} → ${page.location}\n${page.html.slice(0, 400)}`)
-    }
-  }
-  for (const email of emails) {
-    const newcomer = new Browser(server.url)
-    await newcomer.get('/signup')
-    expectRedirectToProfile(`sign-up of ${email}`, await newcomer.post('/signup', { email, password: PASSWORD }))
-    const browser = new Browser(server.url)
-    await browser.get('/login')
-    expectRedirectToProfile(`log-in of ${email}`, await browser.post('/login', { email, password: PASSWORD }))
-    const cookie = `${flow.cookieName}=${browser.cookies.get(flow.cookieName)}`
-    await expectProfile(server, cookie, email)
-    sessions.push({ cookie, email })
-  }
-  return sessions
-}
-
-async function expectProfile(server: ServerProcess, cookie: string, email: string): Promise<void> {
-  const response = await fetch(`${server.url}/profile`, {
-    headers: { cookie, accept: 'text/html' },
-    redirect: 'manual',
-  })
-  const html = await response.text()
-  if (response.status !== 200 || !html.includes(email)) {
-    throw new Error(
-      `GET /profile on ${server.url} as ${email}: ${response.status}, email ${html.includes(email) ? 'shown' : 'missing'}`,
-    )
-  }
-}
-
-// ------------------------------------------------------------------------------------------------ steps
-
-const HTML = { accept: 'text/html' }
-
-function expectStatus(status: number, also?: (answer: Answer) => string | null) {
-  return (answer: Answer) => (answer.status === status ? (also ? also(answer) : null) : `status ${answer.status}`)
-}
-
-function profileSteps(app: App) {
-  return (index: number): Step[] => {
-    const session = app.sessions[index % app.sessions.length]
-    if (!session) throw new Error(`${app.key} has no sessions`)
-    return [
-      {
-        method: 'GET',
-        path: '/profile',
-        headers: { ...HTML, cookie: session.cookie },
-        measured: true,
-        check: expectStatus(200, (answer) =>
-          answer.body.includes(session.email) ? null : 'not the user’s own profile',
-        ),
-      },
-    ]
-  }
-}
-
-function pageSteps(pagePath: string, mustContain?: string) {
-  return (): Step[] => [
-    {
-      method: 'GET',
-      path: pagePath,
-      headers: HTML,
-      measured: true,
-      check: expectStatus(200, (answer) =>
-        mustContain === undefined || answer.body.includes(mustContain) ? null : `no "${mustContain}" in the page`,
-      ),
-    },
-  ]
-}
-
-const CSRF_INPUT = /name="_csrf" value="([^"]+)"/
-
-/** GET /login as a new visitor (no cookie), then POST /login with its pre-session and token: one log-in. */
-function loginSteps(app: App) {
-  const flow = app.loginFlow
-  if (!flow) throw new Error(`${app.key} has no log-in`)
-  return (index: number): Step[] => {
-    // Each connection goes through all the users in turn, starting at its own.
-    let nextUser = index
-    return [
-      {
-        method: 'GET',
-        path: '/login',
-        headers: HTML,
-        measured: false,
-        check: (answer, chain) => {
-          if (answer.status !== 200) return `status ${answer.status}`
-          const cookie = setCookiePair(answer, flow.cookieName)
-          if (cookie) chain.cookie = cookie
-          if (!flow.csrf) return null
-          if (!cookie) return `no ${flow.cookieName} cookie`
-          const token = CSRF_INPUT.exec(answer.body)?.[1]
-          if (!token) return 'no _csrf in the form'
-          chain.csrf = token
-          return null
-        },
-      },
-      {
-        method: 'POST',
-        path: '/login',
-        headers: { ...HTML, 'content-type': 'application/x-www-form-urlencoded' },
-        measured: true,
-        prepare: (chain) => {
-          if (flow.csrf && !chain.csrf) return null
-          const email = app.emails[nextUser++ % app.emails.length] ?? ''
-          const fields = new URLSearchParams({ email, password: PASSWORD })
-          if (chain.csrf) fields.set('_csrf', chain.csrf)
-          const headers: Record<string, string> = chain.cookie ? { cookie: chain.cookie } : {}
-          return { headers, body: fields.toString() }
-        },
-        check: (answer) =>
-          answer.status === flow.successStatus && location(answer) === '/profile'
-            ? null
-            : `status ${answer.status} → ${location(answer) ?? '(no location)'}`,
-      },
-    ]
-  }
 }
 
 // ---------------------------------------------------------------------------------------------- figures
@@ -647,9 +470,6 @@ function gitDescription(): string {
 const apps = new Map<AppKey, App>()
 const databases: BenchDatabase[] = []
 const startedAt = Date.now()
-
-const GATEHOUSE_FLOW: LoginFlow = { cookieName: 'sid', csrf: true, successStatus: 303 }
-const EXPRESS_FLOW: LoginFlow = { cookieName: 'connect.sid', csrf: false, successStatus: 302 }
 
 async function setUpGatehouse(key: 'gatehouse' | 'gatehouse-pglite', database: BenchDatabase): Promise<void> {
   databases.push(database)
