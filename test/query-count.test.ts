@@ -2,6 +2,7 @@
 // user reading a page costs one query, the session read with its user, and no write.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
+import { hashSessionId } from '../src/sessions/store.js'
 import { createTestUser, logIn, PASSWORD, signUp, startTestApp, type TestApp } from './helpers/app.js'
 import type { Browser } from './helpers/browser.js'
 
@@ -51,26 +52,61 @@ test('an anonymous visitor without a cookie costs no query at all, nor do assets
   assert.deepEqual(stylesheet.sql, [], 'an asset request never reads the session')
 })
 
-test('a log-in with no failed attempt before it: five statements, the user read with its failure count, the new session written once', async () => {
+/** The stored id (a digest) of the session a browser's cookie names. */
+function storedSessionId(browser: Browser): string {
+  const value = decodeURIComponent(browser.sid ?? '')
+  return hashSessionId(value.slice(0, value.lastIndexOf('.')))
+}
+
+async function sessionRowExists(app: TestApp, id: string): Promise<boolean> {
+  const row = await app.db.selectFrom('sessions').select('id').where('id', '=', id).executeTakeFirst()
+  return row !== undefined
+}
+
+test('a log-in with no failed attempt before it: four statements, the user read with its failure count, the pre-session swapped for the new one in one', async () => {
   const { email } = await createTestUser(testApp)
   const browser = testApp.browser()
   await browser.get('/login')
+  const preSession = storedSessionId(browser)
+  assert.ok(await sessionRowExists(testApp, preSession), 'the log-in form made a pre-session')
   const before = testApp.queries.length
   const page = await browser.post('/login', { email, password: PASSWORD })
   const sql = testApp.queries.slice(before)
   assert.equal(page.status, 303)
   assert.equal(page.location, '/profile')
   assert.ok(!sql.some((statement) => /^delete from "auth_counters"/.test(statement)), sql.join(' | '))
-  // The session read, the rate-limit count, the user with the email's failure count, the old session's
-  // delete, and the new session, written once with the log-in's keys.
-  assert.equal(sql.length, 5, sql.join(' | '))
-  const sessionWrites = sql.filter((statement) => /^(insert into|update|delete from) "sessions"/.test(statement))
-  assert.equal(sessionWrites.length, 2, sessionWrites.join(' | '))
-  assert.match(sessionWrites[0] ?? '', /^delete from "sessions"/, 'the pre-session is deleted first')
-  assert.match(sessionWrites[1] ?? '', /^insert into "sessions"/, 'then the new session is written, once')
+  // The session read, the rate-limit count, the user with the email's failure count, and the new session,
+  // written once with the log-in's keys, in the statement that deletes the pre-session.
+  assert.equal(sql.length, 4, sql.join(' | '))
+  const sessionWrites = sql.filter((statement) => /"sessions"/.test(statement) && !/^select/.test(statement))
+  assert.equal(sessionWrites.length, 1, sessionWrites.join(' | '))
+  assert.match(
+    sessionWrites[0] ?? '',
+    /^with "replaced" as \(delete from "sessions" where "id" = \$1\) insert into "sessions"/,
+  )
+  assert.equal(await sessionRowExists(testApp, preSession), false, 'the pre-session is gone')
+  assert.notEqual(storedSessionId(browser), preSession, 'a new session id')
+  assert.ok(await sessionRowExists(testApp, storedSessionId(browser)), 'the new session is stored')
   const userReads = sql.filter((statement) => /from "users"|join "users"/.test(statement))
   assert.equal(userReads.length, 2, `the session read and the log-in's own read: ${userReads.join(' | ')}`)
   assert.match(userReads[1] ?? '', /join "auth_counters"/, 'the user and the failure count in one query')
+})
+
+test('a log-in over a session that already has a user deletes that session at once', async () => {
+  const { browser, email } = await signUp(testApp)
+  const loggedIn = storedSessionId(browser)
+  const form = await browser.get('/login')
+  assert.equal(form.location, '/profile', 'the form itself sends a logged-in user on')
+  // A log-in posted anyway (another tab's form) still replaces the session, and the old row never waits.
+  const token = (await browser.get('/profile')).csrfToken
+  const before = testApp.queries.length
+  const page = await browser.post('/login', { email, password: PASSWORD, _csrf: token })
+  const sql = testApp.queries.slice(before)
+  assert.equal(page.status, 303)
+  const sessionWrites = sql.filter((statement) => /"sessions"/.test(statement) && !/^select/.test(statement))
+  assert.match(sessionWrites[0] ?? '', /^delete from "sessions"/, sessionWrites.join(' | '))
+  assert.ok(!sessionWrites.some((statement) => statement.startsWith('with')), 'no delete waits for a later write')
+  assert.equal(await sessionRowExists(testApp, loggedIn), false, 'the old session is gone')
 })
 
 test('a log-out deletes the session and writes the next one once, with its flash', async () => {

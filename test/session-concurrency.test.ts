@@ -189,3 +189,42 @@ test('a brand-new session is inserted as a whole', async () => {
   const row = await storedRow(id)
   assert.deepEqual(row?.data.flash, { info: ['hello'] })
 })
+
+test('an anonymous session whose delete waits for its replacement goes in the statement that first writes it', async () => {
+  const stamp = `${process.pid}-${Date.now()}`
+  const old = `deferred-${stamp}`
+  await save(old, { flash: {} })
+  store.deferDeleteUntilReplaced(old)
+  // regenerate(): the destroy, then the new session's set from inside its callback (skipped, see above).
+  const replacement: Record<string, unknown> = { flash: {} }
+  await destroyThen(old, () => [save(`replacement-${stamp}`, replacement)])
+  assert.ok(await storedRow(old), 'the old row waits for the replacement')
+  assert.equal(await storedRow(`replacement-${stamp}`), undefined, 'nothing is written yet')
+  replacement.authAt = Date.now()
+  await save(`replacement-${stamp}`, replacement)
+  assert.equal(await storedRow(old), undefined, 'the old row went with the first write')
+  assert.equal((await storedRow(`replacement-${stamp}`))?.data.authAt, replacement.authAt)
+  // Later writes of the new session are plain ones.
+  replacement.touchedAt = 1
+  await save(`replacement-${stamp}`, replacement)
+  assert.equal((await storedRow(`replacement-${stamp}`))?.data.touchedAt, 1)
+})
+
+test('a deferred delete still happens when no new session takes the row over, or when it is withdrawn', async () => {
+  const stamp = `${process.pid}-${Date.now()}`
+  // A destroy whose callback writes no new session (not regenerate after all): the row is deleted on its own.
+  const lone = `deferred-lone-${stamp}`
+  await save(lone, { flash: {} })
+  store.deferDeleteUntilReplaced(lone)
+  await destroyThen(lone, () => [])
+  const deadline = Date.now() + 5_000
+  while ((await storedRow(lone)) !== undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
+  assert.equal(await storedRow(lone), undefined, 'deleted without a replacement')
+
+  // Withdrawn before the destroy (regenerate never reached the store): destroy deletes it as usual.
+  const withdrawn = `deferred-withdrawn-${stamp}`
+  await save(withdrawn, { flash: {} })
+  store.deferDeleteUntilReplaced(withdrawn)()
+  await destroyThen(withdrawn, () => [save(`after-withdrawn-${stamp}`, { flash: {} })])
+  assert.equal(await storedRow(withdrawn), undefined, 'deleted by the destroy itself')
+})

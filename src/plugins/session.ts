@@ -9,6 +9,10 @@ import { KyselySessionStore, pruneExpiredSessions, type SessionKeys } from '../s
 
 declare module 'fastify' {
   interface Session extends SessionKeys {}
+  interface FastifyInstance {
+    /** The sessions' PostgreSQL store (log-in asks it to swap an anonymous session's row in one statement). */
+    sessionStore: KyselySessionStore
+  }
 }
 
 export const SESSION_COOKIE = 'sid'
@@ -29,6 +33,7 @@ export default fp<SessionPluginOptions>(
     const store = new KyselySessionStore(app.db, { idleMs: options.idleMs, maxMs: options.maxMs }, (error) =>
       app.log.error({ err: error }, 'session store callback failed'),
     )
+    app.decorate('sessionStore', store)
     // One signer for the session plugin and the re-sign check below: the first secret signs, all verify.
     const signer = new SessionCookieSigner(options.secrets)
     await app.register(fastifySession, {

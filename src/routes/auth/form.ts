@@ -3,6 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { FormFieldError } from '../../http/errors.js'
 import { ERROR_FIELD_FLASH, KEPT_EMAIL_FLASH } from '../../plugins/view.js'
 import { emailDigest } from '../../throttling/login-throttle.js'
+import type { AuthUser } from '../../users/authentication.js'
 import { type CredentialField, emailToKeep } from '../../users/credentials.js'
 
 export const TOO_MANY_ATTEMPTS_FLASH = 'Too many attempts. Try again later.'
@@ -87,10 +88,29 @@ export function logAuthEvent(
 }
 
 /** After a successful log-in or sign-up: the absolute session cap and the sliding expiry count from here. */
-export function markAuthenticated(request: FastifyRequest): void {
+function markAuthenticated(request: FastifyRequest): void {
   const now = Date.now()
   request.session.set('authAt', now)
   request.session.set('touchedAt', now)
+}
+
+/**
+ * Logs the user in on a new session id (passport regenerates the session: no fixation) and stamps the log-in
+ * time. A visitor's anonymous session loses its row in the statement that writes the new session (see
+ * KyselySessionStore.deferDeleteUntilReplaced); a session that already had a user is deleted at once.
+ */
+export async function logInOnNewSession(request: FastifyRequest, user: AuthUser): Promise<void> {
+  const session = request.session
+  const withdraw =
+    session.get('passport') === undefined
+      ? request.server.sessionStore.deferDeleteUntilReplaced(session.sessionId)
+      : null
+  try {
+    await request.logIn(user)
+  } finally {
+    withdraw?.()
+  }
+  markAuthenticated(request)
 }
 
 /** preHandler for the anonymous-only pages. */

@@ -5,7 +5,7 @@ import type { AuthUser } from '../../users/authentication.js'
 import { checkCredentials } from '../../users/credentials.js'
 import {
   logAuthEvent,
-  markAuthenticated,
+  logInOnNewSession,
   readCredentialFields,
   redirectLoggedIn,
   refuseForm,
@@ -70,8 +70,7 @@ export default async function loginRoutes(app: FastifyInstance) {
         // Nothing to clear when there was no failure: one statement less per log-in. A failure recorded by
         // another request meanwhile then stays counted, which errs on the safe side.
         if ((request.loginCheck?.failures ?? 1) > 0) await app.loginThrottle.clear(email)
-        await request.logIn(authUser)
-        markAuthenticated(request)
+        await logInOnNewSession(request, authUser)
         const rehashed = (info as { rehashed?: boolean } | undefined)?.rehashed === true
         logAuthEvent(request, 'login', { userId: authUser.id }, rehashed ? { rehashed } : {})
         return reply.redirect(nextOf(request) ?? '/profile', 303)

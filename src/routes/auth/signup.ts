@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { toAuthUser } from '../../users/authentication.js'
 import { checkCredentials } from '../../users/credentials.js'
 import { createUser } from '../../users/repository.js'
-import { logAuthEvent, markAuthenticated, readCredentialFields, redirectLoggedIn, refuseForm } from './form.js'
+import { logAuthEvent, logInOnNewSession, readCredentialFields, redirectLoggedIn, refuseForm } from './form.js'
 
 export const EMAIL_TAKEN_FLASH = 'That email is already taken.'
 
@@ -27,8 +27,7 @@ export default async function signupRoutes(app: FastifyInstance) {
       const user = await createUser(app.db, { email: check.email, passwordHash })
       if (!user) return refuseForm(request, reply, '/signup', EMAIL_TAKEN_FLASH, fields.email, 'email')
 
-      await request.logIn(toAuthUser(user))
-      markAuthenticated(request)
+      await logInOnNewSession(request, toAuthUser(user))
       logAuthEvent(request, 'signup', { userId: user.id })
       request.flash('success', 'Welcome to gatehouse: your account is ready.')
       return reply.redirect('/profile', 303)
