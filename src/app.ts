@@ -182,14 +182,17 @@ export async function buildApp(config: AppConfig, options: BuildAppOptions = {})
   app.addHook('preClose', async () => {
     closing = true
   })
-  app.addHook('onSend', async (_request, reply) => {
+  // Callback hooks, not async ones: they run on every answer, and a promise each would cost more than the check.
+  app.addHook('onSend', (_request, reply, payload, done) => {
     if (closing) reply.header('connection', 'close')
+    done(null, payload)
   })
   // An answer already past onSend when closing began goes out without that header and leaves its
   // connection idle after Fastify has closed the idle ones: close() would then wait out the keep-alive
   // timeout (the 10 s grace, in practice). End such a connection once its answer is sent.
-  app.addHook('onResponse', async (request) => {
+  app.addHook('onResponse', (request, _reply, done) => {
     if (closing) request.raw.socket?.end()
+    done()
   })
 
   try {

@@ -2,6 +2,7 @@
 // @see https://github.com/fastify/session#options
 import fastifyCookie from '@fastify/cookie'
 import fastifySession from '@fastify/session'
+import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { sql } from 'kysely'
 import { SessionCookieSigner } from '../sessions/signer.js'
@@ -54,7 +55,8 @@ export default fp<SessionPluginOptions>(
       },
     })
 
-    app.addHook('onRequest', async (request) => {
+    /** A session restored from its row: what it looked like, and whether its expiry or signature is due. */
+    function noteRestored(request: FastifyRequest): void {
       const session = request.session
       if (typeof session?.get !== 'function') return
       const cookie = request.cookies[SESSION_COOKIE]
@@ -72,6 +74,11 @@ export default fp<SessionPluginOptions>(
       const touchDue =
         session.get('passport') !== undefined && now - (session.get('touchedAt') ?? 0) >= TOUCH_INTERVAL_MS
       if (touchDue || !signedWithCurrent) session.set('touchedAt', now)
+    }
+    // A callback hook, not an async one: it runs on every request, and a promise each costs more than its work.
+    app.addHook('onRequest', (request, _reply, done) => {
+      noteRestored(request)
+      done()
     })
 
     if (options.cookieSecure) {
