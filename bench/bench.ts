@@ -43,31 +43,21 @@ import {
   freshPgliteDatabase,
   freshPostgresDatabase,
   logLinesAtLeast,
+  MAX_SECONDS,
+  numberFromEnv,
+  POSTGRES_URL,
   peakRssOf,
   ROOT,
   recreatePostgresDatabase,
   rssOf,
+  secondsFromEnv,
   startServer,
 } from './lib.js'
 
 // ---------------------------------------------------------------------------------------------- settings
 
-function numberFromEnv(name: string, fallback: number, check: (n: number) => boolean, rule: string): number {
-  const raw = process.env[name]
-  if (raw === undefined || raw === '') return fallback
-  const value = Number(raw)
-  if (!check(value)) throw new Error(`${name} must be ${rule} (got "${raw}")`)
-  return value
-}
-
 const ROUNDS = numberFromEnv('BENCH_ROUNDS', 5, (n) => Number.isInteger(n) && n >= 1, 'a whole number, 1 or more')
-const MAX_SECONDS = 10
-const SECONDS = numberFromEnv(
-  'BENCH_SECONDS',
-  MAX_SECONDS,
-  (n) => n > 0 && n <= MAX_SECONDS,
-  `a number of seconds, more than 0 and at most ${MAX_SECONDS}`,
-)
+const SECONDS = secondsFromEnv(MAX_SECONDS)
 const FACES = (process.env.BENCH_FACES || 'postgres,pglite').split(',').map((face) => face.trim())
 for (const face of FACES) {
   if (face !== 'postgres' && face !== 'pglite')
@@ -80,7 +70,6 @@ for (const name of GROUPS) {
   if (!(GROUP_NAMES as readonly string[]).includes(name))
     throw new Error(`BENCH_GROUPS: unknown group "${name}" (${GROUP_NAMES.join(', ')})`)
 }
-const POSTGRES_URL = process.env.BENCH_POSTGRES_URL || 'postgres://postgres@127.0.0.1:5432/postgres'
 const RESULTS_FILE = fileURLToPath(new URL('bench/results/latest.json', ROOT))
 
 /** Profile views beside the log-in storm. */

@@ -26,11 +26,17 @@ import {
 } from './apps.js'
 import { measureHashBound } from './hash-bound.js'
 import { runLoad, type Step } from './http-load.js'
-import { freshPostgresDatabase, type ServerProcess, startServer, table, thousands } from './lib.js'
+import {
+  freshPostgresDatabase,
+  POSTGRES_URL,
+  type ServerProcess,
+  secondsFromEnv,
+  startServer,
+  table,
+  thousands,
+} from './lib.js'
 
-const SECONDS = Math.min(10, Number(process.env.BENCH_SECONDS || 8))
-if (!(SECONDS > 0)) throw new Error('BENCH_SECONDS must be a number of seconds, more than 0 and at most 10')
-const POSTGRES_URL = process.env.BENCH_POSTGRES_URL || 'postgres://postgres@127.0.0.1:5432/postgres'
+const SECONDS = secondsFromEnv(8)
 const WARMUP_SECONDS = 2
 const TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100
 

@@ -12,6 +12,31 @@ export const ROOT = new URL('..', import.meta.url)
 
 export const BENCH_SECRET = 'bench-secret-that-is-at-least-32-characters-long'
 
+/** The PostgreSQL server the speed benches create their databases on (BENCH_POSTGRES_URL). */
+export const POSTGRES_URL = process.env.BENCH_POSTGRES_URL || 'postgres://postgres@127.0.0.1:5432/postgres'
+
+/** The longest a speed measurement may last (the speed issue's rule). */
+export const MAX_SECONDS = 10
+
+/** A number from the environment, `fallback` when unset; anything `check` refuses stops the script. */
+export function numberFromEnv(name: string, fallback: number, check: (n: number) => boolean, rule: string): number {
+  const raw = process.env[name]
+  if (raw === undefined || raw === '') return fallback
+  const value = Number(raw)
+  if (!check(value)) throw new Error(`${name} must be ${rule} (got "${raw}")`)
+  return value
+}
+
+/** BENCH_SECONDS: each measurement's length, more than 0 and at most MAX_SECONDS. */
+export function secondsFromEnv(fallback: number): number {
+  return numberFromEnv(
+    'BENCH_SECONDS',
+    fallback,
+    (n) => n > 0 && n <= MAX_SECONDS,
+    `a number of seconds, more than 0 and at most ${MAX_SECONDS}`,
+  )
+}
+
 export interface BenchDatabase {
   /** Environment variables that point the server at it. */
   env: { DATABASE_URL?: string; DATA_DIR: string }
