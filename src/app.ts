@@ -3,6 +3,7 @@ import fastifyAccepts from '@fastify/accepts'
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { Config } from './config.js'
 import { isDatabaseUnavailable } from './db/availability.js'
+import type { Commits } from './db/database.js'
 import { prefersJson } from './http/negotiation.js'
 import authPlugin from './plugins/auth.js'
 import dbPlugin from './plugins/db.js'
@@ -27,8 +28,8 @@ export type AppConfig = Config & { sessionSecrets: string[] }
 export interface BuildAppOptions {
   /** Where log lines go (tests capture them); stdout by default. */
   logStream?: NodeJS.WritableStream
-  /** Called with each SQL statement the app runs (tests count round trips with it). */
-  onQuery?: (sql: string) => void
+  /** Called with each SQL statement the app runs, and whether its commit was durable (tests count round trips). */
+  onQuery?: (sql: string, commits: Commits) => void
 }
 
 const ERROR_PAGES: Record<number, { title: string; message: string }> = {

@@ -97,9 +97,14 @@ test('parallel first visits make one session each, and no 5xx', async () => {
 
 // The same races, with the interleaving fixed: two requests' views of one session, driven through the
 // app's own store on this file's database.
-const store = new KyselySessionStore(testApp.db, { idleMs: 3_600_000, maxMs: 86_400_000 }, (error) => {
-  throw error
-})
+const store = new KyselySessionStore(
+  testApp.db,
+  testApp.app.asyncCommitDb,
+  { idleMs: 3_600_000, maxMs: 86_400_000 },
+  (error) => {
+    throw error
+  },
+)
 
 function load(id: string): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) =>

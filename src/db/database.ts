@@ -10,8 +10,20 @@ import type { Database } from './schema.js'
 
 export type DatabaseFace = 'postgres' | 'pglite'
 
+/** Which of the handle's two Kysely instances ran a statement. */
+export type Commits = 'durable' | 'async'
+
 export interface DatabaseHandle {
   db: Kysely<Database>
+  /**
+   * The same database, for writes whose loss in a crash of the database server costs nothing but a retry: a
+   * visitor's form session (its CSRF secret, a flash) and the per-address POST counts. On PostgreSQL its
+   * connections commit without waiting for the disk (synchronous_commit=off): such a commit is visible at
+   * once and atomic, and a crash loses at most the last fraction of a second of them, never a write that
+   * a durable commit followed. Everything that grants or removes access (users, logged-in sessions, log-outs,
+   * failed log-ins) goes through `db`. On PGlite it is the same connection.
+   */
+  asyncCommitDb: Kysely<Database>
   face: DatabaseFace
   /** Where the data is, for log lines: a URL without its password, or a folder. */
   location: string
@@ -23,14 +35,18 @@ export interface OpenDatabaseOptions {
   dataDir: string
   /** Errors of idle connections (a server restart, a network cut); without a listener they crash the process. */
   onPoolError?: (error: Error) => void
-  /** Called with each statement's SQL once it has run (or failed): for tests that count round trips. */
-  onQuery?: (sql: string) => void
+  /** Called with each statement's SQL once it has run (or failed), and which instance ran it: for tests
+   * that count round trips. */
+  onQuery?: (sql: string, commits: Commits) => void
 }
 
-function kyselyOptions(options: OpenDatabaseOptions): Pick<KyselyConfig, 'log'> {
+function kyselyOptions(options: OpenDatabaseOptions, commits: Commits): Pick<KyselyConfig, 'log'> {
   const onQuery = options.onQuery
-  return onQuery ? { log: (event) => onQuery(event.query.sql) } : {}
+  return onQuery ? { log: (event) => onQuery(event.query.sql, commits) } : {}
 }
+
+/** Connections of the async-commit instance (see DatabaseHandle): a few suffice, their writes are short. */
+const ASYNC_COMMIT_CONNECTIONS = 4
 
 export function pgliteDir(dataDir: string): string {
   return path.join(dataDir, 'pglite')
@@ -46,16 +62,36 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
   const onPoolError = options.onPoolError ?? (() => {})
 
   if (options.databaseUrl) {
-    const pool = new pg.Pool({ connectionString: options.databaseUrl, max: 10, connectionTimeoutMillis: 5000 })
-    pool.on('error', onPoolError)
-    // The pool listens only to idle clients; a client in use when the server goes away emits 'error' on
-    // itself, which with no listener is an uncaught exception that kills the process. Its query fails anyway.
-    pool.on('connect', (client) => client.on('error', onPoolError))
+    const connectionString = options.databaseUrl
+    const openPool = (config: pg.PoolConfig) => {
+      const pool = new pg.Pool({ connectionString, connectionTimeoutMillis: 5000, ...config })
+      pool.on('error', onPoolError)
+      // The pool listens only to idle clients; a client in use when the server goes away emits 'error' on
+      // itself, which with no listener is an uncaught exception that kills the process. Its query fails anyway.
+      pool.on('connect', (client) => client.on('error', onPoolError))
+      return namedStatementPool(pool)
+    }
     const db = new Kysely<Database>({
-      dialect: new PostgresDialect({ pool: namedStatementPool(pool) }),
-      ...kyselyOptions(options),
+      dialect: new PostgresDialect({ pool: openPool({ max: 10 }) }),
+      ...kyselyOptions(options, 'durable'),
     })
-    return { db, face: 'postgres', location: redactPassword(options.databaseUrl), close: () => db.destroy() }
+    // Set at connection start-up, so no statement is added per write. (Options in DATABASE_URL take
+    // precedence in pg: such a URL leaves these commits durable, which is only slower.)
+    const asyncCommitDb = new Kysely<Database>({
+      dialect: new PostgresDialect({
+        pool: openPool({ max: ASYNC_COMMIT_CONNECTIONS, options: '-c synchronous_commit=off' }),
+      }),
+      ...kyselyOptions(options, 'async'),
+    })
+    return {
+      db,
+      asyncCommitDb,
+      face: 'postgres',
+      location: redactPassword(options.databaseUrl),
+      close: async () => {
+        await Promise.all([db.destroy(), asyncCommitDb.destroy()])
+      },
+    }
   }
 
   const releaseLock = lockDataDir(options.dataDir)
@@ -80,16 +116,24 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
     // without the event loop turning, so timers, sockets and new requests would wait for all of them
     // (seconds at 100 clients, which load shedding then takes for overload). Each checkout of the
     // connection waits for one turn of the loop before its query runs.
+    const onePool = namedStatementPool(pool, { afterCheckout: () => nextTurn() })
     const db = new Kysely<Database>({
-      dialect: new PostgresDialect({ pool: namedStatementPool(pool, { afterCheckout: () => nextTurn() }) }),
-      ...kyselyOptions(options),
+      dialect: new PostgresDialect({ pool: onePool }),
+      ...kyselyOptions(options, 'durable'),
+    })
+    // The same single connection (the pool is ended once, by `db`): the code paths stay those of PostgreSQL.
+    const asyncCommitDb = new Kysely<Database>({
+      dialect: new PostgresDialect({ pool: { connect: onePool.connect, end: async () => {} } }),
+      ...kyselyOptions(options, 'async'),
     })
     return {
       db,
+      asyncCommitDb,
       face: 'pglite',
       location: pgliteDir(options.dataDir),
       async close() {
         try {
+          await asyncCommitDb.destroy()
           await db.destroy()
           await pglite.close()
         } finally {

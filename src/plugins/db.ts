@@ -2,13 +2,15 @@
 import fp from 'fastify-plugin'
 import type { Kysely } from 'kysely'
 import { DatabaseAvailability } from '../db/availability.js'
-import { type DatabaseFace, openDatabase } from '../db/database.js'
+import { type Commits, type DatabaseFace, openDatabase } from '../db/database.js'
 import { migrateToLatest } from '../db/migrator.js'
 import type { Database } from '../db/schema.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     db: Kysely<Database>
+    /** For writes a database crash may lose without harm (see DatabaseHandle.asyncCommitDb). */
+    asyncCommitDb: Kysely<Database>
     dbFace: DatabaseFace
     dbAvailability: DatabaseAvailability
   }
@@ -17,7 +19,7 @@ declare module 'fastify' {
 export interface DbPluginOptions {
   databaseUrl: string | null
   dataDir: string
-  onQuery?: (sql: string) => void
+  onQuery?: (sql: string, commits: Commits) => void
 }
 
 export default fp<DbPluginOptions>(
@@ -38,6 +40,7 @@ export default fp<DbPluginOptions>(
     }
     app.log.info({ face: handle.face, location: handle.location }, 'database ready')
     app.decorate('db', handle.db)
+    app.decorate('asyncCommitDb', handle.asyncCommitDb)
     app.decorate('dbFace', handle.face)
     app.decorate('dbAvailability', availability)
     app.addHook('onClose', async () => {

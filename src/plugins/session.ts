@@ -31,8 +31,11 @@ export interface SessionPluginOptions {
 export default fp<SessionPluginOptions>(
   async function sessionPlugin(app, options) {
     await app.register(fastifyCookie)
-    const store = new KyselySessionStore(app.db, { idleMs: options.idleMs, maxMs: options.maxMs }, (error) =>
-      app.log.error({ err: error }, 'session store callback failed'),
+    const store = new KyselySessionStore(
+      app.db,
+      app.asyncCommitDb,
+      { idleMs: options.idleMs, maxMs: options.maxMs },
+      (error) => app.log.error({ err: error }, 'session store callback failed'),
     )
     app.decorate('sessionStore', store)
     // One signer for the session plugin and the re-sign check below: the first secret signs, all verify.

@@ -106,6 +106,10 @@ type SessionRow = InferResult<ReturnType<typeof sessionReadQuery>>[number]
 export class KyselySessionStore implements SessionStore {
   constructor(
     private readonly db: Kysely<Database>,
+    /** Writes of sessions without a user (a visitor's CSRF secret, a flash): nothing in them opens access,
+     * so a database crash may lose them (see DatabaseHandle.asyncCommitDb); their commits do not wait for
+     * the disk. A session with a user, and every delete, goes through `db`. */
+    private readonly asyncCommitDb: Kysely<Database>,
     private readonly lifetimes: SessionLifetimes,
     /** Where a throw from @fastify/session's own callback goes, instead of an unhandled rejection. */
     private readonly onCallbackError: (error: unknown) => void,
@@ -177,6 +181,8 @@ export class KyselySessionStore implements SessionStore {
     // A session without a user never outlives its first hour, however often it is saved.
     const expiry = userId === null ? sql<Date>`least(sessions.expires_at, ${expiresAt})` : expiresAt
     const before = this.loaded.get(session)
+    const replacedRow = this.replacedRows.get(session)
+    const writer = userId === null && replacedRow === undefined ? this.asyncCommitDb : this.db
 
     if (before) {
       const changed = Object.fromEntries(
@@ -185,7 +191,7 @@ export class KyselySessionStore implements SessionStore {
       // A row written before the cookie was left out of storage loses it at its first save.
       const removed = [...Object.keys(before).filter((key) => !(key in data)), 'cookie']
       this.settle(
-        this.db
+        writer
           .updateTable('sessions')
           .set({
             // Only this request's changes: a flash or a key another request wrote meanwhile stays.
@@ -206,12 +212,11 @@ export class KyselySessionStore implements SessionStore {
     }
 
     const serialized = JSON.stringify(data)
-    const replacedRow = this.replacedRows.get(session)
     // The row this session replaces (see deferDeleteUntilReplaced) goes in the same statement.
     // The insert never reads the CTE, so it keeps the plain database's types.
     const db =
       replacedRow === undefined
-        ? this.db
+        ? writer
         : (this.db.with('replaced', (cte) => deleteRow(cte, replacedRow)) as unknown as QueryCreator<Database>)
     this.settle(
       db

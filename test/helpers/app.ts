@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Kysely } from 'kysely'
 import { type AppConfig, buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
+import type { Commits } from '../../src/db/database.js'
 import type { Database } from '../../src/db/schema.js'
 import { checkCredentials } from '../../src/users/credentials.js'
 import { hashPassword } from '../../src/users/passwords.js'
@@ -26,6 +27,8 @@ export interface TestApp {
   logs: Record<string, unknown>[]
   /** Every SQL statement the app ran, in order (migrations included). */
   queries: string[]
+  /** For each of `queries`: whether it ran on the durable connections or the async-commit ones. */
+  queryCommits: Commits[]
   browser(): Browser
   /** Stops this app (the database stays); safe to call twice. */
   close(): Promise<void>
@@ -57,7 +60,12 @@ async function listen(database: TestDatabase, env: Record<string, string>): Prom
   const appConfig: AppConfig = { ...config, sessionSecrets: config.sessionSecrets ?? [TEST_SECRET] }
   const collector = new LogCollector()
   const queries: string[] = []
-  const app = await buildApp(appConfig, { logStream: collector, onQuery: (sql) => queries.push(sql) })
+  const queryCommits: Commits[] = []
+  const onQuery = (sql: string, commits: Commits) => {
+    queries.push(sql)
+    queryCommits.push(commits)
+  }
+  const app = await buildApp(appConfig, { logStream: collector, onQuery })
   const address = await app.listen({ host: '127.0.0.1', port: 0 })
   let closed: Promise<void> | undefined
   const testApp: TestApp = {
@@ -68,6 +76,7 @@ async function listen(database: TestDatabase, env: Record<string, string>): Prom
     url: address,
     logs: collector.lines,
     queries,
+    queryCommits,
     browser: () => new Browser(address),
     close: () => {
       closed ??= app.close()

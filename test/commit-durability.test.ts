@@ -1,0 +1,116 @@
+// Which writes wait for the disk. A visitor's form session (its CSRF secret, a flash) and the per-address POST
+// counts are written through the async-commit connections: a crash of the database server may lose the
+// last fraction of a second of them, which costs a reloaded form at worst. Every write that grants or
+// removes access (a user, a logged-in session, a log-out, a failed log-in's count) commits durably.
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { sql } from 'kysely'
+import type { Commits } from '../src/db/database.js'
+import { createTestUser, logIn, PASSWORD, signUp, startTestApp, type TestApp, uniqueEmail } from './helpers/app.js'
+
+const testApp = await startTestApp()
+
+interface Statement {
+  sql: string
+  commits: Commits
+}
+
+/** The statements the app ran during `action`, with the connections each ran on. */
+async function statementsOf(app: TestApp, action: () => Promise<unknown>): Promise<Statement[]> {
+  const before = app.queries.length
+  await action()
+  return app.queries
+    .slice(before)
+    .map((text, index) => ({ sql: text, commits: app.queryCommits[before + index] ?? 'durable' }))
+}
+
+function writesTo(statements: Statement[], table: string): Statement[] {
+  return statements.filter(
+    (statement) => statement.sql.includes(`"${table}"`) && /^(insert|update|delete|with)/.test(statement.sql),
+  )
+}
+
+const describe = (statements: Statement[]) => statements.map((s) => `[${s.commits}] ${s.sql}`).join('\n')
+
+test("a visitor's form session is written without waiting for the disk", async () => {
+  const browser = testApp.browser()
+  const statements = await statementsOf(testApp, () => browser.get('/login'))
+  const sessionWrites = writesTo(statements, 'sessions')
+  assert.equal(sessionWrites.length, 1, describe(statements))
+  assert.equal(sessionWrites[0]?.commits, 'async', describe(statements))
+})
+
+test("a log-in: the address's POST count is async, the logged-in session durable", async () => {
+  const { email } = await createTestUser(testApp)
+  const browser = testApp.browser()
+  await browser.get('/login')
+  const statements = await statementsOf(testApp, () => browser.post('/login', { email, password: PASSWORD }))
+  const counts = writesTo(statements, 'auth_counters')
+  assert.equal(counts.length, 1, describe(statements))
+  assert.match(counts[0]?.sql ?? '', /^insert into "auth_counters"/)
+  assert.equal(counts[0]?.commits, 'async', 'the per-address count')
+  const sessionWrites = writesTo(statements, 'sessions')
+  assert.equal(sessionWrites.length, 1, describe(statements))
+  assert.equal(sessionWrites[0]?.commits, 'durable', 'the logged-in session, with the delete of the pre-session')
+  assert.equal((await browser.get('/profile')).status, 200)
+})
+
+test("a failed log-in: the email's failure count is durable, the flash session async", async () => {
+  const { email } = await createTestUser(testApp)
+  const browser = testApp.browser()
+  await browser.get('/login')
+  const statements = await statementsOf(testApp, () =>
+    browser.post('/login', { email, password: `${PASSWORD} but wrong` }),
+  )
+  const failureCounts = writesTo(statements, 'auth_counters').filter((s) => s.sql.startsWith('insert into'))
+  assert.equal(failureCounts.length, 2, `the address's count and the email's: ${describe(statements)}`)
+  assert.deepEqual(
+    failureCounts.map((s) => s.commits),
+    ['async', 'durable'],
+    'the per-address count first (before the form is read), then the failure that can lock the email',
+  )
+  const sessionWrites = writesTo(statements, 'sessions')
+  assert.equal(sessionWrites.length, 1, describe(statements))
+  assert.equal(sessionWrites[0]?.commits, 'async', 'the anonymous session now carrying the flash')
+})
+
+test('a sign-up: the user and its session are durable', async () => {
+  const statements = await statementsOf(testApp, () => signUp(testApp, uniqueEmail('durable')))
+  const userWrites = writesTo(statements, 'users')
+  assert.equal(userWrites.length, 1, describe(statements))
+  assert.equal(userWrites[0]?.commits, 'durable')
+  const loggedInWrites = writesTo(statements, 'sessions').filter((s) => s.sql.startsWith('with "replaced"'))
+  assert.equal(loggedInWrites.length, 1, describe(statements))
+  assert.equal(loggedInWrites[0]?.commits, 'durable')
+})
+
+test("a log-out: the session's delete is durable, the next session (its flash) async", async () => {
+  const { email } = await createTestUser(testApp)
+  const { browser } = await logIn(testApp, email)
+  await browser.get('/profile')
+  const statements = await statementsOf(testApp, () => browser.post('/logout', {}))
+  const sessionWrites = writesTo(statements, 'sessions')
+  assert.deepEqual(
+    sessionWrites.map((s) => [s.sql.split(' ')[0], s.commits]),
+    [
+      ['delete', 'durable'],
+      ['insert', 'async'],
+    ],
+    describe(statements),
+  )
+})
+
+test("on PostgreSQL the async-commit connections commit with synchronous_commit off, the others don't", {
+  skip:
+    testApp.database.face === 'postgres'
+      ? false
+      : 'PGlite has one connection: both instances share it and its setting (the routing is tested above)',
+}, async () => {
+  const setting = async (commits: Commits) => {
+    const db = commits === 'async' ? testApp.app.asyncCommitDb : testApp.db
+    const result = await sql<{ synchronous_commit: string }>`show synchronous_commit`.execute(db)
+    return result.rows[0]?.synchronous_commit
+  }
+  assert.equal(await setting('async'), 'off')
+  assert.equal(await setting('durable'), 'on')
+})
