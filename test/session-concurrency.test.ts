@@ -157,6 +157,28 @@ test('a save by a request that loaded the session before log-out does not revive
   assert.equal(await storedRow(id), undefined, 'the late save wrote nothing')
 })
 
+test('a save that takes the user off a session commits durably; other saves of it do not wait for the disk', async () => {
+  const { browser } = await signUp(testApp)
+  const id = sessionId(browser)
+  const commitsOfSave = async (session: Record<string, unknown>) => {
+    const before = testApp.queries.length
+    await save(id, session)
+    return testApp.queries
+      .slice(before)
+      .map((text, index) => [text.split(' ')[0], testApp.queryCommits[before + index]])
+  }
+  const touched = await load(id)
+  store.markLoaded(touched)
+  touched.touchedAt = Date.now()
+  assert.deepEqual(await commitsOfSave(touched), [['update', 'async']], 'a touch may be lost: the session ends early')
+
+  const loggedOut = await load(id)
+  store.markLoaded(loggedOut)
+  delete loggedOut.passport
+  assert.deepEqual(await commitsOfSave(loggedOut), [['update', 'durable']], 'losing this write would open access')
+  assert.equal((await storedRow(id))?.user_id, null)
+})
+
 /** destroy(), with `inside` run from its callback, as @fastify/session's regenerate() runs its save. */
 function destroyThen(id: string, inside: () => Promise<void>[]): Promise<void> {
   return new Promise((resolve, reject) =>

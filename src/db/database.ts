@@ -16,12 +16,12 @@ export type Commits = 'durable' | 'async'
 export interface DatabaseHandle {
   db: Kysely<Database>
   /**
-   * The same database, for writes whose loss in a crash of the database server costs nothing but a retry: a
-   * visitor's form session (its CSRF secret, a flash) and the per-address POST counts. On PostgreSQL its
-   * connections commit without waiting for the disk (synchronous_commit=off): such a commit is visible at
-   * once and atomic, and a crash loses at most the last fraction of a second of them, never a write that
-   * a durable commit followed. Everything that grants or removes access (users, logged-in sessions, log-outs,
-   * failed log-ins) goes through `db`. On PGlite it is the same connection.
+   * The same database, for writes whose loss in a crash of the database server can only cost a retry, never
+   * open access: session inserts and updates (a lost one ends a session early) and the per-address POST
+   * counts. On PostgreSQL its connections commit without waiting for the disk (synchronous_commit=off):
+   * such a commit is visible at once and atomic, and a crash loses at most the last fraction of a second of
+   * them, never one that a durable commit followed. Users, session deletes (log-outs) and failed log-ins'
+   * counts go through `db`. On PGlite it is the same connection.
    */
   asyncCommitDb: Kysely<Database>
   face: DatabaseFace

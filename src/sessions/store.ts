@@ -106,9 +106,9 @@ type SessionRow = InferResult<ReturnType<typeof sessionReadQuery>>[number]
 export class KyselySessionStore implements SessionStore {
   constructor(
     private readonly db: Kysely<Database>,
-    /** Writes of sessions without a user (a visitor's CSRF secret, a flash): nothing in them opens access,
-     * so a database crash may lose them (see DatabaseHandle.asyncCommitDb); their commits do not wait for
-     * the disk. A session with a user, and every delete, goes through `db`. */
+    /** Where sessions are written (inserts and updates): their commits do not wait for the disk. Losing such
+     * a write in a crash of the database server can only end a session early, never open one (see
+     * DatabaseHandle.asyncCommitDb). Deletes, which end access, go through `db` and are durable. */
     private readonly asyncCommitDb: Kysely<Database>,
     private readonly lifetimes: SessionLifetimes,
     /** Where a throw from @fastify/session's own callback goes, instead of an unhandled rejection. */
@@ -181,8 +181,6 @@ export class KyselySessionStore implements SessionStore {
     // A session without a user never outlives its first hour, however often it is saved.
     const expiry = userId === null ? sql<Date>`least(sessions.expires_at, ${expiresAt})` : expiresAt
     const before = this.loaded.get(session)
-    const replacedRow = this.replacedRows.get(session)
-    const writer = userId === null && replacedRow === undefined ? this.asyncCommitDb : this.db
 
     if (before) {
       const changed = Object.fromEntries(
@@ -190,6 +188,8 @@ export class KyselySessionStore implements SessionStore {
       )
       // A row written before the cookie was left out of storage loses it at its first save.
       const removed = [...Object.keys(before).filter((key) => !(key in data)), 'cookie']
+      // Log-outs delete the row; an update that took the user off it would end access too, and must not be lost.
+      const writer = userIdOf(before) !== null && userId === null ? this.db : this.asyncCommitDb
       this.settle(
         writer
           .updateTable('sessions')
@@ -212,12 +212,16 @@ export class KyselySessionStore implements SessionStore {
     }
 
     const serialized = JSON.stringify(data)
-    // The row this session replaces (see deferDeleteUntilReplaced) goes in the same statement.
+    const replacedRow = this.replacedRows.get(session)
+    // The row this session replaces (see deferDeleteUntilReplaced) goes in the same statement. That row
+    // never has a user, so should a crash lose this commit, what comes back is a visitor's form session.
     // The insert never reads the CTE, so it keeps the plain database's types.
     const db =
       replacedRow === undefined
-        ? writer
-        : (this.db.with('replaced', (cte) => deleteRow(cte, replacedRow)) as unknown as QueryCreator<Database>)
+        ? this.asyncCommitDb
+        : (this.asyncCommitDb.with('replaced', (cte) =>
+            deleteRow(cte, replacedRow),
+          ) as unknown as QueryCreator<Database>)
     this.settle(
       db
         .insertInto('sessions')
