@@ -2,7 +2,7 @@
 // or embedded PGlite through its node-postgres adapter, so both share one driver and one code path.
 import path from 'node:path'
 import { setImmediate as nextTurn } from 'node:timers/promises'
-import { Kysely, type KyselyConfig, PostgresDialect } from 'kysely'
+import { Kysely, PostgresDialect, type PostgresPool } from 'kysely'
 import pg from 'pg'
 import { lockDataDir } from './data-dir-lock.js'
 import { namedStatementPool } from './named-statements.js'
@@ -40,9 +40,13 @@ export interface OpenDatabaseOptions {
   onQuery?: (sql: string, commits: Commits) => void
 }
 
-function kyselyOptions(options: OpenDatabaseOptions, commits: Commits): Pick<KyselyConfig, 'log'> {
+/** One of the handle's Kysely instances on `pool`, reporting its statements to `onQuery` as `commits`. */
+function kyselyOn(pool: PostgresPool, options: OpenDatabaseOptions, commits: Commits): Kysely<Database> {
   const onQuery = options.onQuery
-  return onQuery ? { log: (event) => onQuery(event.query.sql, commits) } : {}
+  return new Kysely<Database>({
+    dialect: new PostgresDialect({ pool }),
+    ...(onQuery ? { log: (event) => onQuery(event.query.sql, commits) } : {}),
+  })
 }
 
 /** Connections of the async-commit instance (see DatabaseHandle): a few suffice, their writes are short. */
@@ -71,18 +75,14 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
       pool.on('connect', (client) => client.on('error', onPoolError))
       return namedStatementPool(pool)
     }
-    const db = new Kysely<Database>({
-      dialect: new PostgresDialect({ pool: openPool({ max: 10 }) }),
-      ...kyselyOptions(options, 'durable'),
-    })
+    const db = kyselyOn(openPool({ max: 10 }), options, 'durable')
     // Set at connection start-up, so no statement is added per write. (Options in DATABASE_URL take
     // precedence in pg: such a URL leaves these commits durable, which is only slower.)
-    const asyncCommitDb = new Kysely<Database>({
-      dialect: new PostgresDialect({
-        pool: openPool({ max: ASYNC_COMMIT_CONNECTIONS, options: '-c synchronous_commit=off' }),
-      }),
-      ...kyselyOptions(options, 'async'),
-    })
+    const asyncCommitDb = kyselyOn(
+      openPool({ max: ASYNC_COMMIT_CONNECTIONS, options: '-c synchronous_commit=off' }),
+      options,
+      'async',
+    )
     return {
       db,
       asyncCommitDb,
@@ -117,15 +117,9 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
     // (seconds at 100 clients, which load shedding then takes for overload). Each checkout of the
     // connection waits for one turn of the loop before its query runs.
     const onePool = namedStatementPool(pool, { afterCheckout: () => nextTurn() })
-    const db = new Kysely<Database>({
-      dialect: new PostgresDialect({ pool: onePool }),
-      ...kyselyOptions(options, 'durable'),
-    })
+    const db = kyselyOn(onePool, options, 'durable')
     // The same single connection (the pool is ended once, by `db`): the code paths stay those of PostgreSQL.
-    const asyncCommitDb = new Kysely<Database>({
-      dialect: new PostgresDialect({ pool: { connect: onePool.connect, end: async () => {} } }),
-      ...kyselyOptions(options, 'async'),
-    })
+    const asyncCommitDb = kyselyOn({ connect: onePool.connect, end: async () => {} }, options, 'async')
     return {
       db,
       asyncCommitDb,

@@ -36,8 +36,8 @@ export default fp<ThrottlingPluginOptions>(
       // After body parsing (the refused form can keep the typed email), before CSRF and validation,
       // so every POST counts, forged ones included.
       hook: 'preValidation',
-      // Losing a few seconds of these counts in a database crash is harmless: their commits do not wait
-      // for the disk. The failed log-ins per email, which lock an account, stay durable.
+      // Losing the last fraction of a second of these counts in a database crash is harmless: their commits
+      // do not wait for the disk. The failed log-ins per email, which lock an account, stay durable.
       store: postgresRateLimitStore(app.asyncCommitDb),
       errorResponseBuilder: () => new TooManyAttemptsError(),
       onExceeded: (request) => request.log.warn({ event: 'rate_limited', ip: request.ip }, 'auth rate limit exceeded'),
