@@ -84,6 +84,31 @@ test('the CSRF token is also accepted from the x-csrf-token header', async () =>
   assert.equal((await browser.get('/profile')).status, 200)
 })
 
+test('every page masks the token afresh: two pages of one session show different tokens, each accepted', async () => {
+  const { email } = await createTestUser(testApp)
+  const browser = await browserOn('/login')
+  const first = browser.lastCsrfToken
+  await browser.get('/login')
+  const second = browser.lastCsrfToken
+  assert.ok(first && second)
+  assert.notEqual(first, second, 'no two pages carry the same token (BREACH)')
+  const wrong = await browser.post('/login', { _csrf: first, email, password: `${PASSWORD} but wrong` })
+  assert.equal(wrong.location, '/login', 'the first page’s token is accepted: the password is what failed')
+  const right = await browser.post('/login', { _csrf: second, email, password: PASSWORD })
+  assert.equal(right.location, '/profile', 'the second page’s token is accepted too')
+})
+
+test('a token changed in one character is refused', async () => {
+  const { email } = await createTestUser(testApp)
+  const browser = await browserOn('/login')
+  const token = browser.lastCsrfToken ?? assert.fail('no token')
+  const last = token.at(-2) === 'A' ? 'B' : 'A'
+  const changed = `${token.slice(0, -2)}${last}${token.slice(-1)}`
+  const page = await browser.post('/login', { _csrf: changed, email, password: PASSWORD })
+  assert.equal(page.status, 403)
+  assert.equal((await browser.get('/profile')).location, '/login?next=%2Fprofile', 'still anonymous')
+})
+
 test('a CSRF refusal is an HTML page for a browser and JSON for a JSON client', async () => {
   const html = await (await browserOn('/login')).post('/login', { _csrf: 'wrong', email: uniqueEmail() })
   assertForbiddenPage(html)
