@@ -6,23 +6,18 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { sql } from 'kysely'
 import type { Commits } from '../src/db/database.js'
-import { createTestUser, logIn, PASSWORD, signUp, startTestApp, type TestApp, uniqueEmail } from './helpers/app.js'
+import {
+  createTestUser,
+  logIn,
+  PASSWORD,
+  type Statement,
+  signUp,
+  startTestApp,
+  statementsOf,
+  uniqueEmail,
+} from './helpers/app.js'
 
 const testApp = await startTestApp()
-
-interface Statement {
-  sql: string
-  commits: Commits
-}
-
-/** The statements the app ran during `action`, with the connections each ran on. */
-async function statementsOf(app: TestApp, action: () => Promise<unknown>): Promise<Statement[]> {
-  const before = app.queries.length
-  await action()
-  return app.queries
-    .slice(before)
-    .map((text, index) => ({ sql: text, commits: app.queryCommits[before + index] ?? 'durable' }))
-}
 
 function writesTo(statements: Statement[], table: string): Statement[] {
   return statements.filter(

@@ -84,7 +84,7 @@ test('the CSRF token is also accepted from the x-csrf-token header', async () =>
   assert.equal((await browser.get('/profile')).status, 200)
 })
 
-test('every page masks the token afresh: two pages of one session show different tokens, each accepted', async () => {
+test('every page carries a fresh token (a new salt each time): two pages of one session differ, each accepted', async () => {
   const { email } = await createTestUser(testApp)
   const browser = await browserOn('/login')
   const first = browser.lastCsrfToken

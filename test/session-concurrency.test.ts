@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import type { Session } from 'fastify'
 import { hashSessionId, KyselySessionStore } from '../src/sessions/store.js'
-import { countRows, signUp, startTestApp, type TestApp } from './helpers/app.js'
+import { countRows, signUp, startTestApp, statementsOf, type TestApp } from './helpers/app.js'
 import { Browser } from './helpers/browser.js'
 
 const testApp = await startTestApp()
@@ -160,13 +160,8 @@ test('a save by a request that loaded the session before log-out does not revive
 test('a save that takes the user off a session commits durably; other saves of it do not wait for the disk', async () => {
   const { browser } = await signUp(testApp)
   const id = sessionId(browser)
-  const commitsOfSave = async (session: Record<string, unknown>) => {
-    const before = testApp.queries.length
-    await save(id, session)
-    return testApp.queries
-      .slice(before)
-      .map((text, index) => [text.split(' ')[0], testApp.queryCommits[before + index]])
-  }
+  const commitsOfSave = async (session: Record<string, unknown>) =>
+    (await statementsOf(testApp, () => save(id, session))).map((s) => [s.sql.split(' ')[0], s.commits])
   const touched = await load(id)
   store.markLoaded(touched)
   touched.touchedAt = Date.now()

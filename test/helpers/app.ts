@@ -101,6 +101,21 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
   return testApp
 }
 
+/** A statement the app ran, and whether it ran on the durable connections or the async-commit ones. */
+export interface Statement {
+  sql: string
+  commits: Commits
+}
+
+/** The statements `app` ran during `action`, in order. */
+export async function statementsOf(app: TestApp, action: () => Promise<unknown>): Promise<Statement[]> {
+  const before = app.queries.length
+  await action()
+  return app.queries
+    .slice(before)
+    .map((sql, index) => ({ sql, commits: app.queryCommits[before + index] ?? 'durable' }))
+}
+
 let emailCounter = 0
 /** A fresh email for each call, so tests in one file never collide. */
 export function uniqueEmail(prefix = 'user'): string {
