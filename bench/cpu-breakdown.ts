@@ -7,8 +7,8 @@
 //   npm run bench:cpu   BENCH_SECONDS (each measurement, default 8, at most 10), BENCH_POSTGRES_URL (as for bench)
 //
 // Per-thread CPU comes from /proc (Linux only), in clock ticks: each figure is the CPU used during the
-// measurement divided by the operations it completed. PostgreSQL is every process named `postgres`, so other
-// work on the same server counts too: run it on a quiet machine.
+// measurement divided by the operations it completed; "kernel" is the part of it in system time. PostgreSQL is
+// every process named `postgres`, so other work on the same server counts too: run it on a quiet machine.
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -40,25 +40,34 @@ const SECONDS = secondsFromEnv(8)
 const WARMUP_SECONDS = 2
 const TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100
 
-/** CPU seconds used so far: a process's main thread (its event loop) and all its other threads. */
+/** CPU seconds used so far: a process's main thread (its event loop) and all its other threads; `kernel` is
+ * the part of both spent in the kernel (system time). */
 interface ProcessCpu {
   main: number
   others: number
+  kernel: number
 }
 
-function threadCpu(pid: number, tid: string): number {
+interface ThreadCpu {
+  user: number
+  system: number
+}
+
+function threadCpu(pid: number, tid: string): ThreadCpu {
   const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
   // Fields after the command name, which may hold spaces: utime and stime are the 14th and 15th of the line.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND
+  return { user: Number(fields[11]) / TICKS_PER_SECOND, system: Number(fields[12]) / TICKS_PER_SECOND }
 }
 
 function processCpu(pid: number): ProcessCpu {
-  const cpu: ProcessCpu = { main: 0, others: 0 }
+  const cpu: ProcessCpu = { main: 0, others: 0, kernel: 0 }
   for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
     try {
-      if (tid === String(pid)) cpu.main += threadCpu(pid, tid)
-      else cpu.others += threadCpu(pid, tid)
+      const { user, system } = threadCpu(pid, tid)
+      if (tid === String(pid)) cpu.main += user + system
+      else cpu.others += user + system
+      cpu.kernel += system
     } catch {
       // The thread ended between the listing and the read.
     }
@@ -66,13 +75,19 @@ function processCpu(pid: number): ProcessCpu {
   return cpu
 }
 
+interface Cpu {
+  all: number
+  kernel: number
+}
+
 /** CPU seconds so far of each process named `postgres`, by pid. */
-function postgresCpu(): Map<number, number> {
-  const byPid = new Map<number, number>()
+function postgresCpu(): Map<number, Cpu> {
+  const byPid = new Map<number, Cpu>()
   const pids = execFileSync('pgrep', ['-x', 'postgres'], { encoding: 'utf8' }).trim().split('\n')
   for (const pid of pids.map(Number)) {
     try {
-      byPid.set(pid, processCpu(pid).main)
+      const { main, kernel } = processCpu(pid)
+      byPid.set(pid, { all: main, kernel })
     } catch {
       // A backend that ended meanwhile.
     }
@@ -82,26 +97,29 @@ function postgresCpu(): Map<number, number> {
 
 /** What PostgreSQL used between two samples: backends come and go with the pools' connections, so each one
  * counts from its first sample (or from nothing, when it started meanwhile); one that ended meanwhile is lost. */
-function postgresDelta(before: Map<number, number>, after: Map<number, number>): number {
-  let total = 0
-  for (const [pid, cpu] of after) total += cpu - (before.get(pid) ?? 0)
+function postgresDelta(before: Map<number, Cpu>, after: Map<number, Cpu>): Cpu {
+  const total: Cpu = { all: 0, kernel: 0 }
+  for (const [pid, cpu] of after) {
+    total.all += cpu.all - (before.get(pid)?.all ?? 0)
+    total.kernel += cpu.kernel - (before.get(pid)?.kernel ?? 0)
+  }
   return total
 }
 
-function ownCpu(): number {
+function ownCpu(): Cpu {
   const usage = process.cpuUsage()
-  return (usage.user + usage.system) / 1e6
+  return { all: (usage.user + usage.system) / 1e6, kernel: usage.system / 1e6 }
 }
 
 interface Sample {
   server: ProcessCpu
-  postgres: Map<number, number>
-  loadGenerator: number
+  postgres: Map<number, Cpu>
+  loadGenerator: Cpu
 }
 
 function sample(server: ServerProcess | null): Sample {
   return {
-    server: server ? processCpu(server.pid) : { main: 0, others: 0 },
+    server: server ? processCpu(server.pid) : { main: 0, others: 0, kernel: 0 },
     postgres: postgresCpu(),
     loadGenerator: ownCpu(),
   }
@@ -115,17 +133,24 @@ interface Row {
   otherThreads: number | null
   postgres: number | null
   loadGenerator: number
+  /** Of all of it, the part spent in the kernel. */
+  kernel: number
 }
 
 function rowOf(label: string, rate: number, count: number, before: Sample, after: Sample, withServer: boolean): Row {
   const per = (seconds: number) => (seconds * 1000) / count
+  const postgres = postgresDelta(before.postgres, after.postgres)
+  const serverKernel = after.server.kernel - before.server.kernel
   return {
     label,
     rate,
     eventLoop: withServer ? per(after.server.main - before.server.main) : null,
     otherThreads: withServer ? per(after.server.others - before.server.others) : null,
-    postgres: withServer ? per(postgresDelta(before.postgres, after.postgres)) : null,
-    loadGenerator: per(after.loadGenerator - before.loadGenerator),
+    postgres: withServer ? per(postgres.all) : null,
+    loadGenerator: per(after.loadGenerator.all - before.loadGenerator.all),
+    kernel: per(
+      (withServer ? serverKernel + postgres.kernel : 0) + after.loadGenerator.kernel - before.loadGenerator.kernel,
+    ),
   }
 }
 
@@ -162,6 +187,7 @@ function print(rows: Row[]): void {
     'PostgreSQL',
     'load generator',
     'all',
+    'kernel',
     'CPU bound',
   ]
   const body = rows.map((row) => {
@@ -174,11 +200,14 @@ function print(rows: Row[]): void {
       ms(row.postgres),
       ms(row.loadGenerator),
       ms(all),
+      `${Math.round((100 * row.kernel) / all)}%`,
       // The rate if the cores did nothing else and nothing waited.
       thousands((cores * 1000) / all),
     ]
   })
-  console.log(`\nCPU per operation, ms (${cores} cores; "CPU bound": ${cores} cores / "all")\n`)
+  console.log(
+    `\nCPU per operation, ms (${cores} cores; "kernel": the part of "all" in system time; "CPU bound": ${cores} cores / "all")\n`,
+  )
   console.log(table([header, ...body]))
 }
 
