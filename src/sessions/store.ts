@@ -8,7 +8,8 @@ import { hash } from 'node:crypto'
 import { isDeepStrictEqual } from 'node:util'
 import type { SessionStore } from '@fastify/session'
 import type { Session } from 'fastify'
-import { CompiledQuery, type InferResult, type Kysely, type QueryCreator, sql } from 'kysely'
+import { type Kysely, type QueryCreator, sql } from 'kysely'
+import { prepareStatement } from '../db/prepared.js'
 import type { Database, SessionData } from '../db/schema.js'
 import type { AuthUser } from '../users/authentication.js'
 
@@ -90,18 +91,71 @@ export function sessionExpiry(
 type Done = (error?: unknown) => void
 
 /** A session with its user, in one query: the read on every request that carries a cookie. */
-function sessionReadQuery(db: Kysely<Database>) {
-  return (
+const readSession = prepareStatement((db, p: { id: string }) =>
+  db
+    .selectFrom('sessions as s')
+    .leftJoin('users as u', 'u.id', 's.user_id')
+    .select(['s.data', 'u.id as userId', 'u.email', 'u.role'])
+    .where('s.id', '=', p.id)
+    // Expired rows wait for the pruner, but they never come back.
+    .where('s.expires_at', '>', sql<Date>`now()`),
+)
+
+/** What a save writes: `data` is the session's JSON, or for a patch the changed keys' JSON. */
+interface SaveParameters {
+  id: string
+  userId: number | null
+  data: string
+  expiresAt: Date
+}
+
+/** A session without a user never outlives its first hour, however often it is saved. */
+function savedExpiry(anonymous: boolean, expiresAt: Date) {
+  return anonymous ? sql<Date>`least(sessions.expires_at, ${expiresAt})` : expiresAt
+}
+
+/** A restored session's save: only this request's changes (`data`), and the keys it removed (`removed`). */
+function patchStatement(anonymous: boolean) {
+  return prepareStatement((db, p: SaveParameters & { removed: string[] }) =>
     db
-      .selectFrom('sessions as s')
-      .leftJoin('users as u', 'u.id', 's.user_id')
-      .select(['s.data', 'u.id as userId', 'u.email', 'u.role'])
-      .where('s.id', '=', '')
-      // Expired rows wait for the pruner, but they never come back.
-      .where('s.expires_at', '>', sql<Date>`now()`)
+      .updateTable('sessions')
+      // A flash or a key another request wrote meanwhile stays.
+      .set({
+        data: sql`(data - ${p.removed}::text[]) || ${p.data}::jsonb`,
+        user_id: p.userId,
+        expires_at: savedExpiry(anonymous, p.expiresAt),
+      })
+      // No row any more (logged out or expired meanwhile): nothing is written, nothing revived.
+      .where('id', '=', p.id),
   )
 }
-type SessionRow = InferResult<ReturnType<typeof sessionReadQuery>>[number]
+
+/** A new session's first save; `replacing`: the statement also deletes the row `replacedId` (see
+ * KyselySessionStore.deferDeleteUntilReplaced). The insert never reads that CTE, so it keeps the plain
+ * database's types. */
+function insertStatement(anonymous: boolean, replacing: boolean) {
+  return prepareStatement((db, p: SaveParameters & { replacedId?: string }) => {
+    const creator = replacing
+      ? (db.with('replaced', (cte) => deleteRow(cte, p.replacedId ?? '')) as unknown as QueryCreator<Database>)
+      : db
+    return creator
+      .insertInto('sessions')
+      .values({ id: p.id, user_id: p.userId, data: p.data, expires_at: p.expiresAt })
+      .onConflict((oc) =>
+        oc
+          .column('id')
+          .doUpdateSet({ user_id: p.userId, data: p.data, expires_at: savedExpiry(anonymous, p.expiresAt) }),
+      )
+  })
+}
+
+/** Every variant of a save, prepared once: indexed by [anonymous][replacing]. */
+const patchSession = [patchStatement(false), patchStatement(true)] as const
+const insertSession = [
+  [insertStatement(false, false), insertStatement(false, true)],
+  [insertStatement(true, false), insertStatement(true, true)],
+] as const
+const deleteSession = prepareStatement((db, p: { id: string }) => deleteRow(db, p.id))
 
 export class KyselySessionStore implements SessionStore {
   constructor(
@@ -113,12 +167,7 @@ export class KyselySessionStore implements SessionStore {
     private readonly lifetimes: SessionLifetimes,
     /** Where a throw from @fastify/session's own callback goes, instead of an unhandled rejection. */
     private readonly onCallbackError: (error: unknown) => void,
-  ) {
-    // Compiled once; each request sends only its parameter (as a named statement, see db/named-statements).
-    this.readSql = sessionReadQuery(db).compile().sql
-  }
-
-  private readonly readSql: string
+  ) {}
 
   /** True while a destroy's callback runs: a set from inside it is regenerate()'s (see set). */
   private insideDestroyCallback = false
@@ -135,9 +184,7 @@ export class KyselySessionStore implements SessionStore {
 
   get(sessionId: string, callback: (error: unknown, session?: Session | null) => void): void {
     this.settle(
-      this.db
-        .executeQuery<SessionRow>(CompiledQuery.raw(this.readSql, [hashSessionId(sessionId)]))
-        .then((result) => result.rows[0]),
+      readSession(this.db, { id: hashSessionId(sessionId) }).then((result) => result.rows[0]),
       (row) => {
         if (!row) return callback(null, null)
         const sessionUser: AuthUser | null =
@@ -177,9 +224,8 @@ export class KyselySessionStore implements SessionStore {
     }
     const id = hashSessionId(sessionId)
     const userId = userIdOf(data)
+    const anonymous = userId === null ? 1 : 0
     const expiresAt = sessionExpiry(data, cookieExpiry(session), this.lifetimes)
-    // A session without a user never outlives its first hour, however often it is saved.
-    const expiry = userId === null ? sql<Date>`least(sessions.expires_at, ${expiresAt})` : expiresAt
     const before = this.loaded.get(session)
 
     if (before) {
@@ -191,17 +237,7 @@ export class KyselySessionStore implements SessionStore {
       // Log-outs delete the row; an update that took the user off it would end access too, and must not be lost.
       const writer = userIdOf(before) !== null && userId === null ? this.db : this.asyncCommitDb
       this.settle(
-        writer
-          .updateTable('sessions')
-          .set({
-            // Only this request's changes: a flash or a key another request wrote meanwhile stays.
-            data: sql`(data - ${removed}::text[]) || ${JSON.stringify(changed)}::jsonb`,
-            user_id: userId,
-            expires_at: expiry,
-          })
-          // No row any more (logged out or expired meanwhile): nothing is written, nothing revived.
-          .where('id', '=', id)
-          .executeTakeFirst(),
+        patchSession[anonymous](writer, { id, userId, data: JSON.stringify(changed), expiresAt, removed }),
         () => {
           this.loaded.set(session, data)
           callback()
@@ -211,23 +247,12 @@ export class KyselySessionStore implements SessionStore {
       return
     }
 
-    const serialized = JSON.stringify(data)
-    const replacedRow = this.replacedRows.get(session)
     // The row this session replaces (see deferDeleteUntilReplaced) goes in the same statement. That row
     // never has a user, so should a crash lose this commit, what comes back is a visitor's form session.
-    // The insert never reads the CTE, so it keeps the plain database's types.
-    const db =
-      replacedRow === undefined
-        ? this.asyncCommitDb
-        : (this.asyncCommitDb.with('replaced', (cte) =>
-            deleteRow(cte, replacedRow),
-          ) as unknown as QueryCreator<Database>)
+    const replacedId = this.replacedRows.get(session)
+    const insert = insertSession[anonymous][replacedId === undefined ? 0 : 1]
     this.settle(
-      db
-        .insertInto('sessions')
-        .values({ id, user_id: userId, data: serialized, expires_at: expiresAt })
-        .onConflict((oc) => oc.column('id').doUpdateSet({ user_id: userId, data: serialized, expires_at: expiry }))
-        .execute(),
+      insert(this.asyncCommitDb, { id, userId, data: JSON.stringify(data), expiresAt, replacedId }),
       () => {
         this.replacedRows.delete(session)
         callback()
@@ -263,19 +288,11 @@ export class KyselySessionStore implements SessionStore {
         // No new session took the row over (not regenerate after all): it is deleted on its own, as usual.
         if (this.rowToReplace !== null) {
           this.rowToReplace = null
-          deleteRow(this.db, id).execute().catch(this.onCallbackError)
+          deleteSession(this.db, { id }).catch(this.onCallbackError)
         }
       }
     }
-    this.settle(
-      deferred
-        ? Promise.resolve()
-        : deleteRow(this.db, id)
-            .execute()
-            .then(() => undefined),
-      () => done(),
-      done,
-    )
+    this.settle(deferred ? Promise.resolve() : deleteSession(this.db, { id }).then(() => undefined), () => done(), done)
   }
 
   /** The callback runs once, only after the database has answered; never `.then(cb).catch(cb)`, which can call it twice. */

@@ -1,6 +1,7 @@
 // All SQL for auth_counters: fixed-window counters in PostgreSQL, so every instance sees the same counts
 // and a restart forgets nothing.
 import { type Kysely, sql } from 'kysely'
+import { prepareStatement } from '../db/prepared.js'
 import type { Database } from '../db/schema.js'
 
 export interface CounterState {
@@ -12,11 +13,11 @@ export interface CounterState {
 const ttlMs = sql<string>`greatest(0, ceil(extract(epoch from (window_ends_at - now())) * 1000))`
 
 /** Adds one; a window that has ended starts again at 1. Atomic under concurrency (one upsert). */
-export async function incrementCounter(db: Kysely<Database>, key: string, windowMs: number): Promise<CounterState> {
-  const windowEnd = sql<Date>`now() + make_interval(secs => ${windowMs / 1000})`
-  const row = await db
+const increment = prepareStatement((db, p: { key: string; windowSeconds: number }) => {
+  const windowEnd = sql<Date>`now() + make_interval(secs => ${p.windowSeconds})`
+  return db
     .insertInto('auth_counters')
-    .values({ key, count: 1, window_ends_at: windowEnd })
+    .values({ key: p.key, count: 1, window_ends_at: windowEnd })
     .onConflict((oc) =>
       oc.column('key').doUpdateSet({
         count: sql`case when auth_counters.window_ends_at <= now() then 1 else auth_counters.count + 1 end`,
@@ -24,12 +25,19 @@ export async function incrementCounter(db: Kysely<Database>, key: string, window
       }),
     )
     .returning(['count', ttlMs.as('ttl_ms')])
-    .executeTakeFirstOrThrow()
+})
+
+export async function incrementCounter(db: Kysely<Database>, key: string, windowMs: number): Promise<CounterState> {
+  const { rows } = await increment(db, { key, windowSeconds: windowMs / 1000 })
+  const row = rows[0]
+  if (!row) throw new Error('auth_counters upsert returned no row')
   return { count: row.count, ttlMs: Number(row.ttl_ms) }
 }
 
+const reset = prepareStatement((db, p: { key: string }) => db.deleteFrom('auth_counters').where('key', '=', p.key))
+
 export async function resetCounter(db: Kysely<Database>, key: string): Promise<void> {
-  await db.deleteFrom('auth_counters').where('key', '=', key).execute()
+  await reset(db, { key })
 }
 
 export async function pruneExpiredCounters(db: Kysely<Database>): Promise<number> {

@@ -1,5 +1,6 @@
 // All SQL for the users table. Emails compare through PostgreSQL's lower(), the same function the unique index uses.
 import { type Kysely, sql } from 'kysely'
+import { prepareStatement } from '../db/prepared.js'
 import type { Database, Role, User } from '../db/schema.js'
 
 export async function findUserByEmail(db: Kysely<Database>, email: string): Promise<User | null> {
@@ -11,6 +12,24 @@ export async function findUserByEmail(db: Kysely<Database>, email: string): Prom
   return user ?? null
 }
 
+const userWithCounter = prepareStatement((db, p: { email: string; counterKey: string }) =>
+  db
+    .selectFrom(sql<{ one: number }>`(select 1 as one)`.as('one'))
+    .leftJoin('users', (join) => join.on(sql<string>`lower(users.email)`, '=', sql<string>`lower(${p.email})`))
+    .leftJoin('auth_counters', (join) =>
+      join.on('auth_counters.key', '=', p.counterKey).on('auth_counters.window_ends_at', '>', sql<Date>`now()`),
+    )
+    .select([
+      'users.id',
+      'users.email',
+      'users.password_hash',
+      'users.role',
+      'users.created_at',
+      'users.updated_at',
+      'auth_counters.count',
+    ]),
+)
+
 /**
  * The log-in's one read: the user with this email (null when there is none) and the live count of the
  * throttling counter `counterKey` (0 when none), in one round trip. Both joins match at most one row
@@ -21,23 +40,9 @@ export async function findUserWithCounter(
   email: string,
   counterKey: string,
 ): Promise<{ user: User | null; count: number }> {
-  const row = await db
-    .selectFrom(sql<{ one: number }>`(select 1 as one)`.as('one'))
-    .leftJoin('users', (join) => join.on(sql<string>`lower(users.email)`, '=', sql<string>`lower(${email.trim()})`))
-    .leftJoin('auth_counters', (join) =>
-      join.on('auth_counters.key', '=', counterKey).on('auth_counters.window_ends_at', '>', sql<Date>`now()`),
-    )
-    .select([
-      'users.id',
-      'users.email',
-      'users.password_hash',
-      'users.role',
-      'users.created_at',
-      'users.updated_at',
-      'auth_counters.count',
-    ])
-    .executeTakeFirstOrThrow()
-  const { count, ...user } = row
+  const { rows } = await userWithCounter(db, { email: email.trim(), counterKey })
+  if (!rows[0]) throw new Error('the one-row read returned no row')
+  const { count, ...user } = rows[0]
   // Every users column is NOT NULL: a null id means no user matched, and a matched row is a whole user.
   return { user: user.id === null ? null : (user as User), count: count ?? 0 }
 }
