@@ -40,6 +40,7 @@ import { HASH_BOUND_CONCURRENCY, HASH_BOUND_PARAMETERS, measureHashBound } from 
 import { type LoadResult, runLoad } from './http-load.js'
 import {
   type BenchDatabase,
+  dropPostgresDatabase,
   freshPgliteDatabase,
   freshPostgresDatabase,
   logLinesAtLeast,
@@ -458,6 +459,8 @@ function gitDescription(): string {
 
 const apps = new Map<AppKey, App>()
 const databases: BenchDatabase[] = []
+/** The Express recipe's own database: emptied at each run's start, dropped at its end. */
+const EXPRESS_DATABASE = 'bench_express'
 const startedAt = Date.now()
 
 async function setUpGatehouse(key: 'gatehouse' | 'gatehouse-pglite', database: BenchDatabase): Promise<void> {
@@ -476,7 +479,7 @@ async function setUp(): Promise<void> {
     // The Express recipe gets an empty database of its own each run, as gatehouse does.
     const express = await startYardstick(
       'express-baseline',
-      await recreatePostgresDatabase(POSTGRES_URL, 'bench_express'),
+      await recreatePostgresDatabase(POSTGRES_URL, EXPRESS_DATABASE),
     )
     const emails = benchEmails('express')
     const sessions = await usersWithSessions(express, EXPRESS_FLOW, emails)
@@ -504,6 +507,8 @@ async function tearDown(): Promise<Record<string, { peakRss: number; exit: numbe
     ends[app.key] = { peakRss, exit: await app.server.stop() }
   }
   for (const database of databases) await database.drop()
+  // "if exists": also when the run stopped before creating it.
+  if (FACES.includes('postgres')) await dropPostgresDatabase(POSTGRES_URL, EXPRESS_DATABASE)
   return ends
 }
 
