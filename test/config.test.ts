@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { test } from 'node:test'
+import { type TestContext, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { loadConfig } from '../src/config.js'
 import { createTestDatabase } from './helpers/database.js'
@@ -42,8 +42,11 @@ function startServer(env: Record<string, string>, waitFor: RegExp | 'exit' = 'ex
   })
 }
 
-function tempDir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-config-'))
+/** An empty DATA_DIR for one test, removed when the test ends. */
+function tempDir(t: TestContext): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-config-'))
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }))
+  return dir
 }
 
 test('defaults follow the contract', () => {
@@ -114,8 +117,8 @@ for (const [name, env, variable] of [
   ['a missing secret in production', { NODE_ENV: 'production' }, 'SESSION_SECRET'],
   ['a malformed DATABASE_URL', { DATABASE_URL: 'postgres//nohost' }, 'DATABASE_URL'],
 ] as const) {
-  test(`the server refuses to start with ${name}: exit 1 and one line naming ${variable}`, async () => {
-    const result = await startServer({ ...env, DATA_DIR: tempDir() })
+  test(`the server refuses to start with ${name}: exit 1 and one line naming ${variable}`, async (t) => {
+    const result = await startServer({ ...env, DATA_DIR: tempDir(t) })
     assert.equal(result.code, 1)
     const lines = result.stderr.trim().split('\n')
     assert.equal(lines.length, 1, `expected one line, got: ${result.stderr}`)
