@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
-import { type TestContext, test } from 'node:test'
+import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { loadConfig } from '../src/config.js'
 import { createTestDatabase } from './helpers/database.js'
+import { tempDir } from './helpers/temp-dir.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const SECRET = 'a-production-secret-of-at-least-32-chars'
@@ -40,13 +40,6 @@ function startServer(env: Record<string, string>, waitFor: RegExp | 'exit' = 'ex
       resolve({ code: code ?? (signal ? 128 : null), stdout, stderr })
     })
   })
-}
-
-/** An empty DATA_DIR for one test, removed when the test ends. */
-function tempDir(t: TestContext): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-config-'))
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }))
-  return dir
 }
 
 test('defaults follow the contract', () => {
@@ -117,8 +110,8 @@ for (const [name, env, variable] of [
   ['a missing secret in production', { NODE_ENV: 'production' }, 'SESSION_SECRET'],
   ['a malformed DATABASE_URL', { DATABASE_URL: 'postgres//nohost' }, 'DATABASE_URL'],
 ] as const) {
-  test(`the server refuses to start with ${name}: exit 1 and one line naming ${variable}`, async (t) => {
-    const result = await startServer({ ...env, DATA_DIR: tempDir(t) })
+  test(`the server refuses to start with ${name}: exit 1 and one line naming ${variable}`, async () => {
+    const result = await startServer({ ...env, DATA_DIR: tempDir('gatehouse-config') })
     assert.equal(result.code, 1)
     const lines = result.stderr.trim().split('\n')
     assert.equal(lines.length, 1, `expected one line, got: ${result.stderr}`)

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 import { after, test } from 'node:test'
 import pg from 'pg'
@@ -15,6 +14,7 @@ import {
   throwawayPostgresUnavailable,
 } from './helpers/postgres-server.js'
 import { type ServerProcess, spawnServer, startServer } from './helpers/server-process.js'
+import { tempDir } from './helpers/temp-dir.js'
 
 const MIGRATIONS = fs
   .readdirSync(MIGRATIONS_FOLDER)
@@ -30,12 +30,6 @@ let throwaway: Promise<ThrowawayPostgres> | undefined
 after(async () => {
   if (throwaway) await (await throwaway).remove()
 })
-
-function tempDir(): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-instances-'))
-  after(() => fs.rmSync(dir, { recursive: true, force: true }))
-  return dir
-}
 
 async function query<T extends pg.QueryResultRow>(url: string, text: string): Promise<T[]> {
   const client = new pg.Client({ connectionString: url })
@@ -74,7 +68,11 @@ function stopAfterwards(...servers: ServerProcess[]): void {
 test('a session from one instance works on another, and a log-out through either ends it on both', {
   skip: noPostgres ?? false,
 }, async () => {
-  const env = { DATABASE_URL: await createEmptyDatabase(), DATA_DIR: tempDir(), AUTH_RATE_LIMIT: '100000' }
+  const env = {
+    DATABASE_URL: await createEmptyDatabase(),
+    DATA_DIR: tempDir('gatehouse-instances'),
+    AUTH_RATE_LIMIT: '100000',
+  }
   const a = await startServer(env)
   stopAfterwards(a)
   const b = await startServer(env)
@@ -120,7 +118,7 @@ test('two instances starting together on an empty database apply each migration 
   )
   assert.deepEqual(tables, [], 'the database starts with no tables at all')
 
-  const env = { DATABASE_URL: databaseUrl, DATA_DIR: tempDir(), AUTH_RATE_LIMIT: '100000' }
+  const env = { DATABASE_URL: databaseUrl, DATA_DIR: tempDir('gatehouse-instances'), AUTH_RATE_LIMIT: '100000' }
   const servers = [spawnServer(env), spawnServer(env)]
   stopAfterwards(...servers)
   const urls = await Promise.all(servers.map((server) => server.listening))
