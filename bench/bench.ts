@@ -40,7 +40,6 @@ import { HASH_BOUND_CONCURRENCY, HASH_BOUND_PARAMETERS, measureHashBound } from 
 import { type LoadResult, runLoad } from './http-load.js'
 import {
   type BenchDatabase,
-  dropPostgresDatabase,
   freshPgliteDatabase,
   freshPostgresDatabase,
   logLinesAtLeast,
@@ -49,7 +48,6 @@ import {
   POSTGRES_URL,
   peakRssOf,
   ROOT,
-  recreatePostgresDatabase,
   rssOf,
   secondsFromEnv,
   startServer,
@@ -459,8 +457,6 @@ function gitDescription(): string {
 
 const apps = new Map<AppKey, App>()
 const databases: BenchDatabase[] = []
-/** The Express recipe's own database: emptied at each run's start, dropped at its end. */
-const EXPRESS_DATABASE = 'bench_express'
 const startedAt = Date.now()
 
 async function setUpGatehouse(key: 'gatehouse' | 'gatehouse-pglite', database: BenchDatabase): Promise<void> {
@@ -476,11 +472,10 @@ async function setUp(): Promise<void> {
   if (FACES.includes('postgres')) {
     await setUpGatehouse('gatehouse', await freshPostgresDatabase(POSTGRES_URL))
 
-    // The Express recipe gets an empty database of its own each run, as gatehouse does.
-    const express = await startYardstick(
-      'express-baseline',
-      await recreatePostgresDatabase(POSTGRES_URL, EXPRESS_DATABASE),
-    )
+    // The Express recipe gets an empty database of its own each run, made and dropped as gatehouse's is.
+    const expressDatabase = await freshPostgresDatabase(POSTGRES_URL, 'bench_express')
+    databases.push(expressDatabase)
+    const express = await startYardstick('express-baseline', expressDatabase.env.DATABASE_URL)
     const emails = benchEmails('express')
     const sessions = await usersWithSessions(express, EXPRESS_FLOW, emails)
     apps.set('express', { key: 'express', server: express, emails, sessions, loginFlow: EXPRESS_FLOW })
@@ -507,8 +502,6 @@ async function tearDown(): Promise<Record<string, { peakRss: number; exit: numbe
     ends[app.key] = { peakRss, exit: await app.server.stop() }
   }
   for (const database of databases) await database.drop()
-  // "if exists": also when the run stopped before creating it.
-  if (FACES.includes('postgres')) await dropPostgresDatabase(POSTGRES_URL, EXPRESS_DATABASE)
   return ends
 }
 

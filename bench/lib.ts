@@ -63,7 +63,10 @@ export async function benchDatabase(): Promise<BenchDatabase> {
 }
 
 /** A new, empty PostgreSQL database on the server of `serverUrl` (the server migrates it), dropped at the end. */
-export async function freshPostgresDatabase(serverUrl: string, prefix = 'gatehouse_bench'): Promise<BenchDatabase> {
+export async function freshPostgresDatabase(
+  serverUrl: string,
+  prefix = 'gatehouse_bench',
+): Promise<BenchDatabase & { env: { DATABASE_URL: string } }> {
   const name = `${prefix}_${process.pid}_${Date.now().toString(36)}`
   const url = await recreatePostgresDatabase(serverUrl, name)
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-bench-'))
