@@ -1,15 +1,17 @@
 // What the bench scripts drive: the yardstick apps beside gatehouse, the users each app gets (signed up and
-// logged in through the forms), and the steps a load connection repeats against them.
+// logged in through its own routes), and the steps a load connection repeats against them.
 import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { Browser, type Page } from '../test/helpers/browser.js'
-import { freePort } from '../test/helpers/postgres-server.js'
+import { Browser, type Page } from '../support/browser.js'
+import { freePort } from '../support/free-port.js'
 import { type Answer, location, type Step, setCookiePair } from './http-load.js'
-import { BENCH_SECRET, ROOT, type ServerProcess, startProcess } from './lib.js'
+import { BENCH_SECRET, type ServerProcess, startProcess } from './lib.js'
 
-const SHARED_BENCH = fileURLToPath(new URL('../shared/bench/', ROOT))
+/** The yardstick apps, kept in the repository and run as they are (see bench/yardsticks/README.md). */
+const YARDSTICKS = fileURLToPath(new URL('./yardsticks/', import.meta.url))
+export type YardstickName = 'express-baseline' | 'fastify-limit' | 'better-auth-baseline'
 
 /** Connections of every measurement; each app gets one user per connection, so no two share a session row. */
 export const CONNECTIONS = 10
@@ -23,14 +25,49 @@ export const GATEHOUSE_ENV = {
   OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0',
 }
 
-export const GATEHOUSE_FLOW: LoginFlow = { cookieName: 'sid', csrf: true, successStatus: 303 }
-export const EXPRESS_FLOW: LoginFlow = { cookieName: 'connect.sid', csrf: false, successStatus: 302 }
+export const GATEHOUSE_FLOW: LoginFlow = {
+  kind: 'form',
+  cookieName: 'sid',
+  csrf: true,
+  successStatus: 303,
+  profilePath: '/profile',
+}
+export const EXPRESS_FLOW: LoginFlow = {
+  kind: 'form',
+  cookieName: 'connect.sid',
+  csrf: false,
+  successStatus: 302,
+  profilePath: '/profile',
+}
+/** Better Auth speaks JSON: its "profile" is get-session, which names the session's user. */
+export const BETTER_AUTH_FLOW: LoginFlow = {
+  kind: 'json',
+  cookieName: 'better-auth.session_token',
+  signUpPath: '/api/auth/sign-up/email',
+  signInPath: '/api/auth/sign-in/email',
+  profilePath: '/api/auth/get-session',
+}
 
-export interface LoginFlow {
-  /** The pre-session cookie GET /login sets (gatehouse needs it back for its CSRF check). */
+/** How an app signs users up, logs them in and shows who is logged in. */
+export type LoginFlow = FormLoginFlow | JsonLoginFlow
+
+/** HTML forms: GET /login, then POST /login redirecting to the profile page. */
+export interface FormLoginFlow {
+  kind: 'form'
+  /** The pre-session cookie GET /login sets (gatehouse needs it back for its CSRF check), then the session's. */
   cookieName: string
   csrf: boolean
   successStatus: number
+  profilePath: string
+}
+
+/** JSON POSTs, each answered 200 with the session cookie. */
+export interface JsonLoginFlow {
+  kind: 'json'
+  cookieName: string
+  signUpPath: string
+  signInPath: string
+  profilePath: string
 }
 
 /** An app under load: its server, its users and their logged-in sessions. */
@@ -43,15 +80,41 @@ export interface BenchApp<Key extends string = string> {
   loginFlow: LoginFlow | null
 }
 
+/** node_modules/.package-lock.json is written at the end of every install: it dates the folder's contents. */
+function installedAt(folder: string): number | null {
+  try {
+    return fs.statSync(path.join(folder, 'node_modules', '.package-lock.json')).mtimeMs
+  } catch {
+    return null
+  }
+}
+
+/**
+ * Installs a yardstick's locked dependencies when its node_modules is missing or older than its lock file.
+ * npm fetches from the registry only; a native addon that must be compiled (argon2 when its bundled prebuild
+ * does not load) gets the running node's own headers where they sit beside it, so node-gyp downloads none.
+ */
 export function ensureInstalled(folder: string): void {
-  if (fs.existsSync(path.join(folder, 'node_modules'))) return
-  console.log(`installing ${path.basename(folder)} (npm ci in ${folder})`)
-  const result = spawnSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: folder, stdio: 'inherit' })
+  const installed = installedAt(folder)
+  if (installed !== null && installed >= fs.statSync(path.join(folder, 'package-lock.json')).mtimeMs) return
+  const name = path.basename(folder)
+  console.log(`installing ${name}: ${installed === null ? 'no' : 'outdated'} node_modules (npm ci in ${folder})`)
+  const env = { ...process.env }
+  const nodePrefix = path.resolve(path.dirname(process.execPath), '..')
+  if (!env.npm_config_nodedir && fs.existsSync(path.join(nodePrefix, 'include', 'node', 'common.gypi'))) {
+    env.npm_config_nodedir = nodePrefix
+  }
+  const result = spawnSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: folder, env, stdio: 'inherit' })
   if (result.status !== 0) throw new Error(`npm ci failed in ${folder}`)
 }
 
-export async function startYardstick(name: 'express-baseline' | 'fastify-limit', databaseUrl: string) {
-  const folder = path.join(SHARED_BENCH, name)
+/** Installs every yardstick that needs it, before anything starts. */
+export function ensureYardsticksInstalled(names: YardstickName[]): void {
+  for (const name of names) ensureInstalled(path.join(YARDSTICKS, name))
+}
+
+export async function startYardstick(name: YardstickName, databaseUrl: string) {
+  const folder = path.join(YARDSTICKS, name)
   ensureInstalled(folder)
   const port = await freePort()
   return startProcess({
@@ -69,6 +132,7 @@ export async function startYardstick(name: 'express-baseline' | 'fastify-limit',
       PORT: String(port),
       DATABASE_URL: databaseUrl,
       SESSION_SECRET: BENCH_SECRET,
+      BETTER_AUTH_SECRET: BENCH_SECRET,
     },
   })
 }
@@ -77,42 +141,90 @@ export function benchEmails(key: string): string[] {
   return Array.from({ length: USERS }, (_, index) => `bench-${key}-${index}@example.com`)
 }
 
-/** Signs each user up through the forms, then logs them in as a browser would (GET /login, POST /login);
- * the log-in's session, checked on /profile, is the one the profile measurements reuse. */
+/** Signs each user up, then logs them in as a client of the app would; the log-in's session, checked on the
+ * app's profile route, is the one the profile measurements reuse. */
 export async function usersWithSessions(
   server: ServerProcess,
   flow: LoginFlow,
   emails: string[],
 ): Promise<BenchApp['sessions']> {
   const sessions: BenchApp['sessions'] = []
-  const expectRedirectToProfile = (what: string, page: Page) => {
-    if (page.status !== flow.successStatus || page.location !== '/profile') {
-      throw new Error(`${what}: ${page.status} → ${page.location}\n${page.html.slice(0, 400)}`)
-    }
-  }
   for (const email of emails) {
-    const newcomer = new Browser(server.url)
-    await newcomer.get('/signup')
-    expectRedirectToProfile(`sign-up of ${email}`, await newcomer.post('/signup', { email, password: PASSWORD }))
-    const browser = new Browser(server.url)
-    await browser.get('/login')
-    expectRedirectToProfile(`log-in of ${email}`, await browser.post('/login', { email, password: PASSWORD }))
-    const cookie = `${flow.cookieName}=${browser.cookies.get(flow.cookieName)}`
-    await expectProfile(server, cookie, email)
+    const cookie = flow.kind === 'form' ? await formLogIn(server, flow, email) : await jsonLogIn(server, flow, email)
+    await expectProfile(server, flow, cookie, email)
     sessions.push({ cookie, email })
   }
   return sessions
 }
 
-export async function expectProfile(server: ServerProcess, cookie: string, email: string): Promise<void> {
-  const response = await fetch(`${server.url}/profile`, {
-    headers: { cookie, accept: 'text/html' },
+/** Through the forms, as a browser would (GET /signup, POST /signup; GET /login, POST /login). */
+async function formLogIn(server: ServerProcess, flow: FormLoginFlow, email: string) {
+  const expectRedirectToProfile = (what: string, page: Page) => {
+    if (page.status !== flow.successStatus || page.location !== flow.profilePath) {
+      throw new Error(`${what}: ${page.status} → ${page.location}\n${page.html.slice(0, 400)}`)
+    }
+  }
+  const newcomer = new Browser(server.url)
+  await newcomer.get('/signup')
+  expectRedirectToProfile(`sign-up of ${email}`, await newcomer.post('/signup', { email, password: PASSWORD }))
+  const browser = new Browser(server.url)
+  await browser.get('/login')
+  expectRedirectToProfile(`log-in of ${email}`, await browser.post('/login', { email, password: PASSWORD }))
+  return `${flow.cookieName}=${browser.cookies.get(flow.cookieName)}`
+}
+
+/** JSON POSTs with the Origin a browser on the app's own page sends (Better Auth refuses a POST without it). */
+export function jsonHeaders(server: ServerProcess): Record<string, string> {
+  return { 'content-type': 'application/json', accept: 'application/json', origin: server.url }
+}
+
+async function jsonLogIn(server: ServerProcess, flow: JsonLoginFlow, email: string) {
+  const post = async (what: string, route: string, body: object) => {
+    const response = await fetch(`${server.url}${route}`, {
+      method: 'POST',
+      headers: jsonHeaders(server),
+      body: JSON.stringify(body),
+      redirect: 'manual',
+    })
+    const text = await response.text()
+    const pair = response.headers
+      .getSetCookie()
+      .map((cookie) => cookie.split(';')[0]?.trim() ?? '')
+      .find((cookie) => cookie.startsWith(`${flow.cookieName}=`))
+    if (response.status !== 200 || !pair) {
+      throw new Error(
+        `${what}: ${response.status}, ${pair ? 'a' : 'no'} ${flow.cookieName} cookie\n${text.slice(0, 400)}`,
+      )
+    }
+    return pair
+  }
+  await post(`sign-up of ${email}`, flow.signUpPath, { name: email, email, password: PASSWORD })
+  return post(`log-in of ${email}`, flow.signInPath, { email, password: PASSWORD })
+}
+
+/** What a profile answer must hold: the page shows the email; get-session's JSON names it as the user's. */
+function profileShows(flow: LoginFlow, body: string, email: string): boolean {
+  return body.includes(flow.kind === 'json' ? `"email":"${email}"` : email)
+}
+
+function profileHeaders(flow: LoginFlow): Record<string, string> {
+  return flow.kind === 'json' ? { accept: 'application/json' } : HTML
+}
+
+export async function expectProfile(
+  server: ServerProcess,
+  flow: LoginFlow,
+  cookie: string,
+  email: string,
+): Promise<void> {
+  const response = await fetch(`${server.url}${flow.profilePath}`, {
+    headers: { ...profileHeaders(flow), cookie },
     redirect: 'manual',
   })
-  const html = await response.text()
-  if (response.status !== 200 || !html.includes(email)) {
+  const body = await response.text()
+  if (response.status !== 200 || !profileShows(flow, body, email)) {
     throw new Error(
-      `GET /profile on ${server.url} as ${email}: ${response.status}, email ${html.includes(email) ? 'shown' : 'missing'}`,
+      `GET ${flow.profilePath} on ${server.url} as ${email}: ${response.status}, email ${profileShows(flow, body, email) ? 'shown' : 'missing'}`,
     )
   }
 }
@@ -126,17 +238,19 @@ export function expectStatus(status: number, also?: (answer: Answer) => string |
 }
 
 export function profileSteps(app: BenchApp) {
+  const flow = app.loginFlow
+  if (!flow) throw new Error(`${app.key} has no users`)
   return (index: number): Step[] => {
     const session = app.sessions[index % app.sessions.length]
     if (!session) throw new Error(`${app.key} has no sessions`)
     return [
       {
         method: 'GET',
-        path: '/profile',
-        headers: { ...HTML, cookie: session.cookie },
+        path: flow.profilePath,
+        headers: { ...profileHeaders(flow), cookie: session.cookie },
         measured: true,
         check: expectStatus(200, (answer) =>
-          answer.body.includes(session.email) ? null : 'not the user’s own profile',
+          profileShows(flow, answer.body, session.email) ? null : 'not the user’s own profile',
         ),
       },
     ]
@@ -159,10 +273,12 @@ export function pageSteps(pagePath: string, mustContain?: string) {
 
 export const CSRF_INPUT = /name="_csrf" value="([^"]+)"/
 
-/** GET /login as a new visitor (no cookie), then POST /login with its pre-session and token: one log-in. */
+/** One log-in: for a form, GET /login as a new visitor (no cookie), then POST /login with its pre-session and
+ * token; for JSON, the sign-in POST alone. */
 export function loginSteps(app: BenchApp) {
   const flow = app.loginFlow
   if (!flow) throw new Error(`${app.key} has no log-in`)
+  if (flow.kind === 'json') return jsonLoginSteps(app, flow)
   return (index: number): Step[] => {
     // Each connection goes through all the users in turn, starting at its own.
     let nextUser = index
@@ -198,9 +314,35 @@ export function loginSteps(app: BenchApp) {
           return { headers, body: fields.toString() }
         },
         check: (answer) =>
-          answer.status === flow.successStatus && location(answer) === '/profile'
+          answer.status === flow.successStatus && location(answer) === flow.profilePath
             ? null
             : `status ${answer.status} → ${location(answer) ?? '(no location)'}`,
+      },
+    ]
+  }
+}
+
+function jsonLoginSteps(app: BenchApp, flow: JsonLoginFlow) {
+  const headers = jsonHeaders(app.server)
+  return (index: number): Step[] => {
+    // As for the forms: each connection goes through all the users in turn, starting at its own.
+    let nextUser = index
+    return [
+      {
+        method: 'POST',
+        path: flow.signInPath,
+        headers,
+        measured: true,
+        prepare: (chain) => {
+          const email = app.emails[nextUser++ % app.emails.length] ?? ''
+          chain.email = email
+          return { body: JSON.stringify({ email, password: PASSWORD }) }
+        },
+        check: (answer, chain) => {
+          if (answer.status !== 200) return `status ${answer.status}`
+          if (!setCookiePair(answer, flow.cookieName)) return `no ${flow.cookieName} cookie`
+          return answer.body.includes(`"email":"${chain.email}"`) ? null : 'not the user’s own log-in'
+        },
       },
     ]
   }

@@ -1,8 +1,8 @@
 // npm run bench:cpu: where the CPU of one operation goes, per process and thread, for the figures `npm run bench`
 // compares: gatehouse's GET /profile beside fastify-limit's GET /one-query, and a log-in split into its GET
 // /login and the rest, beside the raw argon2id bound at 1, 2 and 4 verifications at once. It says what bounds
-// each ratio on this machine: 2 cores shared by gatehouse's event loop, its hashing threads, PostgreSQL and the
-// load generator.
+// each ratio on this machine, whose cores gatehouse's event loop, its hashing threads, PostgreSQL and the load
+// generator all share.
 //
 //   npm run bench:cpu   BENCH_SECONDS (each measurement, default 8, at most 10), BENCH_POSTGRES_URL (as for bench)
 //

@@ -1,5 +1,6 @@
-// The raw hash bound: argon2id verifications per second on every core, with no HTTP and no database, at the
-// parameters gatehouse stores (OWASP's: m = 19456 KiB, t = 2, p = 1). No log-in can be faster than this.
+// The raw hash bound: argon2id verifications per second on every core, with no HTTP and no database, through
+// @node-rs/argon2 (the library gatehouse hashes with) at the parameters gatehouse stores (OWASP's: m = 19456 KiB,
+// t = 2, p = 1). No log-in can be faster than this.
 import os from 'node:os'
 import { hash, verify } from '@node-rs/argon2'
 

@@ -5,8 +5,8 @@ import os from 'node:os'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
-import { createTestDatabase } from '../test/helpers/database.js'
-import { freePort } from '../test/helpers/postgres-server.js'
+import { freePort } from '../support/free-port.js'
+import { createTestDatabase } from '../support/test-database.js'
 
 export const ROOT = new URL('..', import.meta.url)
 

@@ -11,7 +11,7 @@
 // without load shedding).
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { Browser, type Page } from '../test/helpers/browser.js'
+import { Browser, type Page } from '../support/browser.js'
 import { benchDatabase, logLinesAtLeast, percentile, rssOf, startServer, table, thousands } from './lib.js'
 
 const MAX_SECONDS = 60

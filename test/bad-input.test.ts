@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { findUserByEmail } from '../src/users/repository.js'
+import type { Browser } from '../support/browser.js'
 import {
   countRows,
   createTestUser,
@@ -11,7 +12,6 @@ import {
   startTestApp,
   uniqueEmail,
 } from './helpers/app.js'
-import type { Browser } from './helpers/browser.js'
 
 // This file posts far more often than a person would: throttling is tested elsewhere, not tripped here.
 const testApp = await startTestApp({ AUTH_RATE_LIMIT: '10000', LOGIN_MAX_FAILURES: '10000' })

@@ -5,7 +5,7 @@ import path from 'node:path'
 import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { loadConfig } from '../src/config.js'
-import { createTestDatabase } from './helpers/database.js'
+import { createTestDatabase } from '../support/test-database.js'
 import { tempDir } from './helpers/temp-dir.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))

@@ -3,9 +3,9 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { after, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { Browser } from '../support/browser.js'
+import { createTestDatabase } from '../support/test-database.js'
 import { PASSWORD, uniqueEmail } from './helpers/app.js'
-import { Browser } from './helpers/browser.js'
-import { createTestDatabase } from './helpers/database.js'
 import { type ServerProcess, startServer } from './helpers/server-process.js'
 
 const database = await createTestDatabase()

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { findUserByEmail } from '../src/users/repository.js'
+import type { Browser } from '../support/browser.js'
 import { createTestUser, PASSWORD, type Page, signUp, startTestApp, uniqueEmail } from './helpers/app.js'
-import type { Browser } from './helpers/browser.js'
 
 const testApp = await startTestApp()
 

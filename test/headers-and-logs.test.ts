@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { test } from 'node:test'
+import type { Browser } from '../support/browser.js'
 import {
   createTestUser,
   logIn,
@@ -11,7 +12,6 @@ import {
   type TestApp,
   uniqueEmail,
 } from './helpers/app.js'
-import type { Browser } from './helpers/browser.js'
 
 const testApp = await startTestApp()
 

@@ -5,9 +5,9 @@ import path from 'node:path'
 import { after, test } from 'node:test'
 import pg from 'pg'
 import { MIGRATIONS_FOLDER } from '../src/db/migrator.js'
+import { Browser } from '../support/browser.js'
+import { createTestDatabase, TEST_DATABASE_URL } from '../support/test-database.js'
 import { PASSWORD, uniqueEmail } from './helpers/app.js'
-import { Browser } from './helpers/browser.js'
-import { createTestDatabase, TEST_DATABASE_URL } from './helpers/database.js'
 import {
   startThrowawayPostgres,
   type ThrowawayPostgres,

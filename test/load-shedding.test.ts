@@ -2,8 +2,8 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { loadConfig } from '../src/config.js'
+import type { Browser } from '../support/browser.js'
 import { startTestApp } from './helpers/app.js'
-import type { Browser } from './helpers/browser.js'
 
 // The app runs in this process, so blocking this event loop overloads it.
 function blockEventLoop(ms: number): void {

@@ -5,8 +5,8 @@ import { after, test } from 'node:test'
 import { sql } from 'kysely'
 import { type DatabaseHandle, openDatabase } from '../src/db/database.js'
 import { MIGRATIONS_FOLDER } from '../src/db/migrator.js'
+import { createTestDatabase } from '../support/test-database.js'
 import { type CliResult, runCli } from './helpers/cli.js'
-import { createTestDatabase } from './helpers/database.js'
 
 const database = await createTestDatabase()
 after(() => database.drop())

@@ -6,7 +6,7 @@ import { sql } from 'kysely'
 import { openDatabase } from '../src/db/database.js'
 import { migrateToLatest } from '../src/db/migrator.js'
 import { prepareStatement } from '../src/db/prepared.js'
-import { createTestDatabase } from './helpers/database.js'
+import { createTestDatabase } from '../support/test-database.js'
 
 const database = await createTestDatabase()
 const handle = await openDatabase({ databaseUrl: database.env.DATABASE_URL ?? null, dataDir: database.env.DATA_DIR })

@@ -11,8 +11,8 @@ import os from 'node:os'
 import path from 'node:path'
 import { after, test } from 'node:test'
 import pg from 'pg'
+import { TEST_DATABASE_URL } from '../support/test-database.js'
 import { PASSWORD, uniqueEmail } from './helpers/app.js'
-import { TEST_DATABASE_URL } from './helpers/database.js'
 import { nginxUnavailable, type RunningNginx, startNginx, TlsBrowser } from './helpers/nginx.js'
 import {
   startThrowawayPostgres,

@@ -3,8 +3,8 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { hashSessionId } from '../src/sessions/store.js'
+import type { Browser } from '../support/browser.js'
 import { createTestUser, logIn, PASSWORD, signUp, startTestApp, type TestApp } from './helpers/app.js'
-import type { Browser } from './helpers/browser.js'
 
 const testApp = await startTestApp()
 

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import type { Session } from 'fastify'
 import { hashSessionId, KyselySessionStore } from '../src/sessions/store.js'
+import { Browser } from '../support/browser.js'
 import { countRows, signUp, startTestApp, statementsOf, type TestApp } from './helpers/app.js'
-import { Browser } from './helpers/browser.js'
 
 const testApp = await startTestApp()
 

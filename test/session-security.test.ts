@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { sign, unsign } from '@fastify/cookie'
 import { type Kysely, sql } from 'kysely'
 import type { Database } from '../src/db/schema.js'
+import type { Browser } from '../support/browser.js'
 import {
   createTestUser,
   logIn,
@@ -14,7 +15,6 @@ import {
   type TestApp,
   uniqueEmail,
 } from './helpers/app.js'
-import type { Browser } from './helpers/browser.js'
 
 const MINUTE_MS = 60_000
 const HOUR_MS = 60 * MINUTE_MS

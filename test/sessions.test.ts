@@ -4,8 +4,8 @@ import { test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Kysely } from 'kysely'
 import type { Database } from '../src/db/schema.js'
+import { Browser } from '../support/browser.js'
 import { createTestUser, logIn, PASSWORD, signUp, startTestApp, type TestApp } from './helpers/app.js'
-import { Browser } from './helpers/browser.js'
 
 const HOUR_MS = 3_600_000
 const DEFAULT_IDLE_MS = 168 * HOUR_MS

@@ -1,7 +1,7 @@
 // Runs one of the CLI commands from source, the way `npm run user` / `npm run migrate` would.
 import { spawn } from 'node:child_process'
+import type { TestDatabase } from '../../support/test-database.js'
 import { TEST_SECRET } from './app.js'
-import type { TestDatabase } from './database.js'
 
 export interface CliResult {
   code: number | null

@@ -9,8 +9,8 @@ import { connect, isIP } from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
-import { Browser, Page, type RequestOptions } from './browser.js'
-import { freePort } from './postgres-server.js'
+import { Browser, Page, type RequestOptions } from '../../support/browser.js'
+import { freePort } from '../../support/free-port.js'
 
 const run = promisify(execFile)
 

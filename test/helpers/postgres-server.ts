@@ -2,10 +2,10 @@
 // machine's PostgreSQL binaries, so a test can stop and start it freely.
 import { execFile } from 'node:child_process'
 import fs from 'node:fs'
-import { createServer } from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
+import { freePort } from '../../support/free-port.js'
 
 const run = promisify(execFile)
 
@@ -32,20 +32,6 @@ export function throwawayPostgresUnavailable(): string | null {
   if (!findBinaries()) return 'no PostgreSQL binaries under /usr/lib/postgresql/*/bin'
   if (process.getuid?.() === 0 && !fs.existsSync('/usr/sbin/runuser')) return 'running as root without runuser'
   return null
-}
-
-/** A TCP port free on loopback right now. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() =>
-        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
-      )
-    })
-  })
 }
 
 export async function startThrowawayPostgres(): Promise<ThrowawayPostgres> {

@@ -1,4 +1,5 @@
-// A cookie-jar client over real HTTP: replays Set-Cookie like a browser and reads pages the way tests need.
+// A cookie-jar client over real HTTP, for the tests and the bench: replays Set-Cookie like a browser and reads
+// pages the way they need.
 export interface FlashMessage {
   type: string
   message: string

@@ -1,12 +1,12 @@
-// A fresh database for each test file: a copy of a migrated PGlite template by default, or a new
-// database on the PostgreSQL server named by TEST_DATABASE_URL.
+// A fresh database for each test file (and for a bench run without DATABASE_URL): a copy of a migrated
+// PGlite template by default, or a new database on the PostgreSQL server named by TEST_DATABASE_URL.
 import { createHash, randomBytes } from 'node:crypto'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import pg from 'pg'
-import { openDatabase, pgliteDir } from '../../src/db/database.js'
-import { MIGRATIONS_FOLDER, migrateToLatest } from '../../src/db/migrator.js'
+import { openDatabase, pgliteDir } from '../src/db/database.js'
+import { MIGRATIONS_FOLDER, migrateToLatest } from '../src/db/migrator.js'
 
 export interface TestDatabase {
   /** Environment variables that point the app at this database. */
