@@ -1,9 +1,10 @@
-// The service's configuration: every environment variable of the contract, parsed and checked once.
+// The service's configuration: every environment variable of the contract in one schema, grouped by
+// concern, parsed and checked once. Each plugin takes its group as its options.
 import { isIP } from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { z } from 'zod'
-import { type Argon2Parameters, DEFAULT_HASH_THREAD_NICE, OWASP_ARGON2 } from './users/passwords.js'
+import { DEFAULT_HASH_THREAD_NICE, OWASP_ARGON2 } from './users/passwords.js'
 
 const MIN_SECRET_LENGTH = 32
 
@@ -71,66 +72,143 @@ const DatabaseUrlSchema = z
     }
   }, 'must be a URL of the form postgres://user:password@host:5432/database')
 
-const EnvSchema = z.object({
-  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
-  PORT: integerIn(0, 65535).default(3000),
-  HOST: z.string().trim().min(1, 'must not be empty').default('127.0.0.1'),
-  DATABASE_URL: DatabaseUrlSchema.optional(),
-  DATA_DIR: z.string().trim().min(1, 'must not be empty').default('./data'),
-  SESSION_SECRET: z.string().optional(),
-  COOKIE_SECURE: z.enum(['true', 'false', 'auto']).default('auto'),
-  TRUST_PROXY: TrustProxySchema.default(false),
-  LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
-  SESSION_IDLE_HOURS: positiveNumber().default(168),
-  SESSION_MAX_DAYS: positiveNumber().default(30),
-  SESSION_PRUNE_SECONDS: positiveNumber().default(600),
-  LOGIN_MAX_FAILURES: integerIn(1, 1_000_000).default(5),
-  LOGIN_LOCK_MINUTES: positiveNumber().default(15),
-  AUTH_RATE_LIMIT: integerIn(1, 1_000_000).default(30),
-  // Never below OWASP's argon2id minimum; stronger values upgrade stored hashes at the next log-in.
-  ARGON2_MEMORY_KIB: integerIn(OWASP_ARGON2.memoryCost, 4_194_304).default(OWASP_ARGON2.memoryCost),
-  ARGON2_TIME_COST: integerIn(OWASP_ARGON2.timeCost, 100).default(OWASP_ARGON2.timeCost),
-  ARGON2_PARALLELISM: integerIn(OWASP_ARGON2.parallelism, 64).default(OWASP_ARGON2.parallelism),
-  // Hashing threads. One per core keeps every core busy in a log-in storm; more only share the same
-  // cores and take 19 MiB each while they hash.
-  ARGON2_MAX_CONCURRENT: integerIn(1, 1024).default(os.availableParallelism()),
-  // Hashing threads that keep the normal priority, so a log-in storm always gets a share of the CPU.
-  ARGON2_NORMAL_PRIORITY_THREADS: integerIn(0, 1024).optional(),
-  // The other hashing threads' nice value: 19 lets page views take a core at once; 0 shares it evenly.
-  ARGON2_THREAD_NICE: integerIn(0, 19).default(DEFAULT_HASH_THREAD_NICE),
-  OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: integerIn(0, 60_000).default(1000),
-  OVERLOAD_MAX_HEAP_MB: integerIn(0, 1_000_000).default(0),
-})
+// Read by several groups: production changes the defaults of secrets and cookies.
+const NodeEnvSchema = z.enum(['development', 'production', 'test']).default('development')
+// Expired sessions and expired throttling counters are pruned on one schedule.
+const PruneSecondsSchema = positiveNumber().default(600)
 
-export interface Config {
-  env: 'development' | 'production' | 'test'
-  port: number
-  host: string
-  /** Set: a PostgreSQL server through `pg`. Unset: embedded PGlite in `dataDir`. */
-  databaseUrl: string | null
-  dataDir: string
-  /** The first signs cookies, every one verifies. Null means: generate one for development. */
-  sessionSecrets: string[] | null
-  cookieSecure: boolean
-  trustProxy: TrustProxy
-  logLevel: (typeof LOG_LEVELS)[number]
-  sessionIdleMs: number
-  sessionMaxMs: number
-  sessionPruneIntervalMs: number
-  loginMaxFailures: number
-  loginLockMs: number
-  authRateLimit: number
-  argon2: Argon2Parameters
-  argon2MaxConcurrent: number
-  argon2ThreadNice: number
-  argon2NormalPriorityThreads: number
-  /** Load shedding thresholds; 0 turns a check off. */
-  overloadMaxEventLoopDelayMs: number
-  overloadMaxHeapMb: number
-}
+const ServerSchema = z
+  .object({
+    NODE_ENV: NodeEnvSchema,
+    PORT: integerIn(0, 65535).default(3000),
+    HOST: z.string().trim().min(1, 'must not be empty').default('127.0.0.1'),
+    TRUST_PROXY: TrustProxySchema.default(false),
+    LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
+  })
+  .transform((v) => ({ env: v.NODE_ENV, port: v.PORT, host: v.HOST, trustProxy: v.TRUST_PROXY, logLevel: v.LOG_LEVEL }))
+
+const DatabaseSchema = z
+  .object({
+    DATABASE_URL: DatabaseUrlSchema.optional(),
+    DATA_DIR: z.string().trim().min(1, 'must not be empty').default('./data'),
+  })
+  // Set: a PostgreSQL server through `pg`. Unset: embedded PGlite in `dataDir`.
+  .transform((v) => ({ url: v.DATABASE_URL ?? null, dataDir: path.resolve(v.DATA_DIR) }))
+
+const SessionSchema = z
+  .object({
+    NODE_ENV: NodeEnvSchema,
+    SESSION_SECRET: z.string().optional(),
+    SESSION_IDLE_HOURS: positiveNumber().default(168),
+    SESSION_MAX_DAYS: positiveNumber().default(30),
+    SESSION_PRUNE_SECONDS: PruneSecondsSchema,
+  })
+  .transform((v, ctx) => {
+    // The first signs cookies, every one verifies. Null: development makes one (see dev-secret.ts).
+    const secrets = v.SESSION_SECRET?.split(',').map((secret) => secret.trim()) ?? null
+    if (secrets?.some((secret) => secret.length < MIN_SECRET_LENGTH)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['SESSION_SECRET'],
+        message: `must be at least ${MIN_SECRET_LENGTH} characters (each one, in a comma-separated list)`,
+      })
+    } else if (secrets === null && v.NODE_ENV === 'production') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['SESSION_SECRET'],
+        message: `must be set in production (at least ${MIN_SECRET_LENGTH} random characters)`,
+      })
+    }
+    return {
+      secrets,
+      idleMs: v.SESSION_IDLE_HOURS * 3_600_000,
+      maxMs: v.SESSION_MAX_DAYS * 86_400_000,
+      pruneIntervalMs: v.SESSION_PRUNE_SECONDS * 1000,
+    }
+  })
+
+const CookiesSchema = z
+  .object({ NODE_ENV: NodeEnvSchema, COOKIE_SECURE: z.enum(['true', 'false', 'auto']).default('auto') })
+  .transform((v) => ({
+    secure: v.COOKIE_SECURE === 'auto' ? v.NODE_ENV === 'production' : v.COOKIE_SECURE === 'true',
+  }))
 
 /** On one core a normal-priority hashing thread would share it with the event loop: none there. */
 const DEFAULT_NORMAL_PRIORITY_HASH_THREADS = os.availableParallelism() > 1 ? 1 : 0
+
+const HashingSchema = z
+  .object({
+    // Never below OWASP's argon2id minimum; stronger values upgrade stored hashes at the next log-in.
+    ARGON2_MEMORY_KIB: integerIn(OWASP_ARGON2.memoryCost, 4_194_304).default(OWASP_ARGON2.memoryCost),
+    ARGON2_TIME_COST: integerIn(OWASP_ARGON2.timeCost, 100).default(OWASP_ARGON2.timeCost),
+    ARGON2_PARALLELISM: integerIn(OWASP_ARGON2.parallelism, 64).default(OWASP_ARGON2.parallelism),
+    // One thread per core keeps every core busy in a log-in storm; more only share the same cores and
+    // take 19 MiB each while they hash.
+    ARGON2_MAX_CONCURRENT: integerIn(1, 1024).default(os.availableParallelism()),
+    // Threads that keep the normal priority, so a log-in storm always gets a share of the CPU.
+    ARGON2_NORMAL_PRIORITY_THREADS: integerIn(0, 1024).optional(),
+    // The other threads' nice value: 19 lets page views take a core at once; 0 shares it evenly.
+    ARGON2_THREAD_NICE: integerIn(0, 19).default(DEFAULT_HASH_THREAD_NICE),
+  })
+  .transform((v, ctx) => {
+    const normalPriorityThreads =
+      v.ARGON2_NORMAL_PRIORITY_THREADS ?? Math.min(DEFAULT_NORMAL_PRIORITY_HASH_THREADS, v.ARGON2_MAX_CONCURRENT)
+    if (normalPriorityThreads > v.ARGON2_MAX_CONCURRENT) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['ARGON2_NORMAL_PRIORITY_THREADS'],
+        message: `must be at most ARGON2_MAX_CONCURRENT (${v.ARGON2_MAX_CONCURRENT})`,
+      })
+    }
+    return {
+      argon2: { memoryCost: v.ARGON2_MEMORY_KIB, timeCost: v.ARGON2_TIME_COST, parallelism: v.ARGON2_PARALLELISM },
+      maxConcurrent: v.ARGON2_MAX_CONCURRENT,
+      threadNice: v.ARGON2_THREAD_NICE,
+      normalPriorityThreads,
+    }
+  })
+
+const ThrottlingSchema = z
+  .object({
+    LOGIN_MAX_FAILURES: integerIn(1, 1_000_000).default(5),
+    LOGIN_LOCK_MINUTES: positiveNumber().default(15),
+    AUTH_RATE_LIMIT: integerIn(1, 1_000_000).default(30),
+    SESSION_PRUNE_SECONDS: PruneSecondsSchema,
+  })
+  .transform((v) => ({
+    loginMaxFailures: v.LOGIN_MAX_FAILURES,
+    loginLockMs: v.LOGIN_LOCK_MINUTES * 60_000,
+    authRateLimit: v.AUTH_RATE_LIMIT,
+    pruneIntervalMs: v.SESSION_PRUNE_SECONDS * 1000,
+  }))
+
+const OverloadSchema = z
+  .object({
+    OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: integerIn(0, 60_000).default(1000),
+    OVERLOAD_MAX_HEAP_MB: integerIn(0, 1_000_000).default(0),
+  })
+  // Load-shedding thresholds; 0 turns a check off.
+  .transform((v) => ({ maxEventLoopDelayMs: v.OVERLOAD_MAX_EVENT_LOOP_DELAY_MS, maxHeapMb: v.OVERLOAD_MAX_HEAP_MB }))
+
+/** Each group reads the whole environment and keeps its own variables. */
+const ConfigSchema = z.object({
+  server: ServerSchema,
+  database: DatabaseSchema,
+  session: SessionSchema,
+  cookies: CookiesSchema,
+  hashing: HashingSchema,
+  throttling: ThrottlingSchema,
+  overload: OverloadSchema,
+})
+
+export type Config = z.output<typeof ConfigSchema>
+
+/** What buildApp runs with: the session secrets decided (a development secret made where none was set). */
+export type AppConfig = Config & { session: { secrets: string[] } }
+
+export function withSessionSecrets(config: Config, secrets: string[]): AppConfig {
+  return { ...config, session: { ...config.session, secrets } }
+}
 
 export class ConfigError extends Error {
   override name = 'ConfigError'
@@ -143,63 +221,18 @@ function withoutEmpty(env: Environment): Environment {
   return Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''))
 }
 
+/** Throws a ConfigError whose message is one line naming the variable, as the contract says. */
 export function loadConfig(env: Environment = process.env): Config {
-  const parsed = EnvSchema.safeParse(withoutEmpty(env))
+  const vars = withoutEmpty(env)
+  const groups = Object.fromEntries(Object.keys(ConfigSchema.shape).map((group) => [group, vars]))
+  const parsed = ConfigSchema.safeParse(groups)
   if (!parsed.success) {
     const issue = parsed.error.issues[0]
-    const variable = String(issue?.path[0] ?? 'environment')
+    // The path is [group, variable].
+    const variable = String(issue?.path[1] ?? 'environment')
     throw new ConfigError(`${variable} ${issue?.message ?? 'is invalid'}`)
   }
-  const vars = parsed.data
-
-  let sessionSecrets: string[] | null = null
-  if (vars.SESSION_SECRET !== undefined) {
-    sessionSecrets = vars.SESSION_SECRET.split(',').map((secret) => secret.trim())
-    if (sessionSecrets.some((secret) => secret.length < MIN_SECRET_LENGTH)) {
-      throw new ConfigError(
-        `SESSION_SECRET must be at least ${MIN_SECRET_LENGTH} characters (each one, in a comma-separated list)`,
-      )
-    }
-  } else if (vars.NODE_ENV === 'production') {
-    throw new ConfigError(`SESSION_SECRET must be set in production (at least ${MIN_SECRET_LENGTH} random characters)`)
-  }
-
-  // One thread at normal priority when there is a core to spare for it; never more than there are threads.
-  const argon2NormalPriorityThreads =
-    vars.ARGON2_NORMAL_PRIORITY_THREADS ?? Math.min(DEFAULT_NORMAL_PRIORITY_HASH_THREADS, vars.ARGON2_MAX_CONCURRENT)
-  if (argon2NormalPriorityThreads > vars.ARGON2_MAX_CONCURRENT) {
-    throw new ConfigError(
-      `ARGON2_NORMAL_PRIORITY_THREADS must be at most ARGON2_MAX_CONCURRENT (${vars.ARGON2_MAX_CONCURRENT})`,
-    )
-  }
-
-  return {
-    env: vars.NODE_ENV,
-    port: vars.PORT,
-    host: vars.HOST,
-    databaseUrl: vars.DATABASE_URL ?? null,
-    dataDir: path.resolve(vars.DATA_DIR),
-    sessionSecrets,
-    cookieSecure: vars.COOKIE_SECURE === 'auto' ? vars.NODE_ENV === 'production' : vars.COOKIE_SECURE === 'true',
-    trustProxy: vars.TRUST_PROXY,
-    logLevel: vars.LOG_LEVEL,
-    sessionIdleMs: vars.SESSION_IDLE_HOURS * 3_600_000,
-    sessionMaxMs: vars.SESSION_MAX_DAYS * 86_400_000,
-    sessionPruneIntervalMs: vars.SESSION_PRUNE_SECONDS * 1000,
-    loginMaxFailures: vars.LOGIN_MAX_FAILURES,
-    loginLockMs: vars.LOGIN_LOCK_MINUTES * 60_000,
-    authRateLimit: vars.AUTH_RATE_LIMIT,
-    argon2: {
-      memoryCost: vars.ARGON2_MEMORY_KIB,
-      timeCost: vars.ARGON2_TIME_COST,
-      parallelism: vars.ARGON2_PARALLELISM,
-    },
-    argon2MaxConcurrent: vars.ARGON2_MAX_CONCURRENT,
-    argon2ThreadNice: vars.ARGON2_THREAD_NICE,
-    argon2NormalPriorityThreads,
-    overloadMaxEventLoopDelayMs: vars.OVERLOAD_MAX_EVENT_LOOP_DELAY_MS,
-    overloadMaxHeapMb: vars.OVERLOAD_MAX_HEAP_MB,
-  }
+  return parsed.data
 }
 
 /** Reads `.env` in development when it exists; real environment variables win. */

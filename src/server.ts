@@ -1,20 +1,20 @@
 // Reads the configuration, builds the app, listens; closes cleanly on SIGTERM and SIGINT.
 import { buildApp } from './app.js'
-import { type Config, ConfigError, loadConfig, loadDotEnv } from './config.js'
-import { DataDirLockedError } from './db/data-dir-lock.js'
+import { type Config, loadConfig, loadDotEnv, withSessionSecrets } from './config.js'
 import { developmentSessionSecret } from './dev-secret.js'
+import { exitWithError } from './fatal.js'
 
 /** In-flight requests get this long to finish after SIGTERM/SIGINT; then their connections are cut. */
 const SHUTDOWN_GRACE_MS = 10_000
 
 async function sessionSecrets(config: Config): Promise<string[]> {
-  return config.sessionSecrets ?? [await developmentSessionSecret(config.dataDir)]
+  return config.session.secrets ?? [await developmentSessionSecret(config.database.dataDir)]
 }
 
 async function main(): Promise<void> {
   loadDotEnv()
   const config = loadConfig(process.env)
-  const app = await buildApp({ ...config, sessionSecrets: await sessionSecrets(config) })
+  const app = await buildApp(withSessionSecrets(config, await sessionSecrets(config)))
 
   let closing = false
   const close = (signal: NodeJS.Signals) => {
@@ -40,15 +40,7 @@ async function main(): Promise<void> {
   process.on('SIGTERM', close)
   process.on('SIGINT', close)
 
-  await app.listen({ host: config.host, port: config.port })
+  await app.listen({ host: config.server.host, port: config.server.port })
 }
 
-main().catch((error: unknown) => {
-  // Configuration and lock problems are one clear line; anything else keeps its stack.
-  if (error instanceof ConfigError || error instanceof DataDirLockedError) {
-    console.error(`gatehouse: ${error.message}`)
-  } else {
-    console.error('gatehouse: failed to start:', error)
-  }
-  process.exit(1)
-})
+main().catch((error: unknown) => exitWithError(error, 'failed to start'))

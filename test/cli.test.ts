@@ -46,6 +46,18 @@ async function usersWithEmail(email: string): Promise<User[]> {
   }
 }
 
+test('user create hashes with the configured ARGON2_* parameters, as the server would', async () => {
+  const email = uniqueEmail('cli-argon2')
+  const result = await runCli('user', testApp.database, ['create', '--email', email], `${PASSWORD}\n`, {
+    ARGON2_MEMORY_KIB: '19457',
+    ARGON2_TIME_COST: '3',
+  })
+  assert.equal(result.code, 0, result.stderr)
+  const [user] = await usersWithEmail(email)
+  assert.ok(user, 'the user row exists')
+  assert.match(user.password_hash, /^\$argon2id\$v=19\$m=19457,t=3,p=1\$/)
+})
+
 test('user create makes a user with role user and an argon2id hash', async () => {
   const email = uniqueEmail('cli')
   const result = await createUserCli(email)

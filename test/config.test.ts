@@ -44,38 +44,38 @@ function startServer(env: Record<string, string>, waitFor: RegExp | 'exit' = 'ex
 
 test('defaults follow the contract', () => {
   const config = loadConfig({})
-  assert.equal(config.port, 3000)
-  assert.equal(config.host, '127.0.0.1')
-  assert.equal(config.databaseUrl, null)
-  assert.equal(config.dataDir, path.resolve('./data'))
-  assert.equal(config.env, 'development')
-  assert.equal(config.cookieSecure, false)
-  assert.equal(config.trustProxy, false)
-  assert.equal(config.logLevel, 'info')
-  assert.equal(config.sessionIdleMs, 168 * 3_600_000)
-  assert.equal(config.sessionMaxMs, 30 * 86_400_000)
-  assert.equal(config.sessionSecrets, null)
+  assert.equal(config.server.port, 3000)
+  assert.equal(config.server.host, '127.0.0.1')
+  assert.equal(config.database.url, null)
+  assert.equal(config.database.dataDir, path.resolve('./data'))
+  assert.equal(config.server.env, 'development')
+  assert.equal(config.cookies.secure, false)
+  assert.equal(config.server.trustProxy, false)
+  assert.equal(config.server.logLevel, 'info')
+  assert.equal(config.session.idleMs, 168 * 3_600_000)
+  assert.equal(config.session.maxMs, 30 * 86_400_000)
+  assert.equal(config.session.secrets, null)
 })
 
 test('production makes cookies Secure unless COOKIE_SECURE says otherwise', () => {
-  assert.equal(loadConfig({ NODE_ENV: 'production', SESSION_SECRET: SECRET }).cookieSecure, true)
+  assert.equal(loadConfig({ NODE_ENV: 'production', SESSION_SECRET: SECRET }).cookies.secure, true)
   assert.equal(
-    loadConfig({ NODE_ENV: 'production', SESSION_SECRET: SECRET, COOKIE_SECURE: 'false' }).cookieSecure,
+    loadConfig({ NODE_ENV: 'production', SESSION_SECRET: SECRET, COOKIE_SECURE: 'false' }).cookies.secure,
     false,
   )
-  assert.equal(loadConfig({ COOKIE_SECURE: 'true' }).cookieSecure, true)
+  assert.equal(loadConfig({ COOKIE_SECURE: 'true' }).cookies.secure, true)
 })
 
 test('a comma-separated SESSION_SECRET lists secrets, the first one signing', () => {
   const other = 'another-secret-that-is-32-characters-or-more'
-  assert.deepEqual(loadConfig({ SESSION_SECRET: `${SECRET},${other}` }).sessionSecrets, [SECRET, other])
+  assert.deepEqual(loadConfig({ SESSION_SECRET: `${SECRET},${other}` }).session.secrets, [SECRET, other])
 })
 
 test('TRUST_PROXY takes booleans, hop counts, and lists of addresses and CIDR ranges', () => {
-  assert.equal(loadConfig({ TRUST_PROXY: 'true' }).trustProxy, true)
-  assert.equal(loadConfig({ TRUST_PROXY: 'false' }).trustProxy, false)
-  assert.equal(loadConfig({ TRUST_PROXY: '2' }).trustProxy, 2)
-  assert.deepEqual(loadConfig({ TRUST_PROXY: '10.0.0.1, 192.168.0.0/16,::1' }).trustProxy, [
+  assert.equal(loadConfig({ TRUST_PROXY: 'true' }).server.trustProxy, true)
+  assert.equal(loadConfig({ TRUST_PROXY: 'false' }).server.trustProxy, false)
+  assert.equal(loadConfig({ TRUST_PROXY: '2' }).server.trustProxy, 2)
+  assert.deepEqual(loadConfig({ TRUST_PROXY: '10.0.0.1, 192.168.0.0/16,::1' }).server.trustProxy, [
     '10.0.0.1',
     '192.168.0.0/16',
     '::1',

@@ -57,8 +57,8 @@ test('an overloaded service answers 503 with Retry-After at once, then recovers'
 })
 
 test('the load-shedding thresholds are configurable, and 0 turns a check off', () => {
-  assert.equal(loadConfig({}).overloadMaxEventLoopDelayMs, 1000)
-  assert.equal(loadConfig({ OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0' }).overloadMaxEventLoopDelayMs, 0)
-  assert.equal(loadConfig({ OVERLOAD_MAX_HEAP_MB: '512' }).overloadMaxHeapMb, 512)
+  assert.equal(loadConfig({}).overload.maxEventLoopDelayMs, 1000)
+  assert.equal(loadConfig({ OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0' }).overload.maxEventLoopDelayMs, 0)
+  assert.equal(loadConfig({ OVERLOAD_MAX_HEAP_MB: '512' }).overload.maxHeapMb, 512)
   assert.throws(() => loadConfig({ OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: 'soon' }), /OVERLOAD_MAX_EVENT_LOOP_DELAY_MS/)
 })

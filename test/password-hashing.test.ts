@@ -132,8 +132,8 @@ test('the configuration refuses argon2 parameters below OWASP minimums, naming t
       `${variable}=${value} is refused`,
     )
   }
-  assert.deepEqual(loadConfig({}).argon2, OWASP_ARGON2, 'the defaults are OWASP parameters')
-  assert.equal(loadConfig({ ARGON2_TIME_COST: '3' }).argon2.timeCost, 3, 'stronger values are accepted')
+  assert.deepEqual(loadConfig({}).hashing.argon2, OWASP_ARGON2, 'the defaults are OWASP parameters')
+  assert.equal(loadConfig({ ARGON2_TIME_COST: '3' }).hashing.argon2.timeCost, 3, 'stronger values are accepted')
 })
 
 /** Threads of this process at nice 19 (Linux: field 19 of each task's stat, counted after the name's ')'). */
@@ -145,14 +145,14 @@ function lowestPriorityThreads(): number {
 }
 
 test('at most ARGON2_MAX_CONCURRENT hashes run at once; the others wait their turn and all finish', async () => {
-  assert.equal(loadConfig({}).argon2MaxConcurrent, os.availableParallelism(), 'one per core by default')
-  assert.equal(loadConfig({ ARGON2_MAX_CONCURRENT: '3' }).argon2MaxConcurrent, 3)
+  assert.equal(loadConfig({}).hashing.maxConcurrent, os.availableParallelism(), 'one per core by default')
+  assert.equal(loadConfig({ ARGON2_MAX_CONCURRENT: '3' }).hashing.maxConcurrent, 3)
   assert.throws(
     () => loadConfig({ ARGON2_MAX_CONCURRENT: '0' }),
     (error: unknown) => error instanceof ConfigError && error.message.includes('ARGON2_MAX_CONCURRENT'),
   )
 
-  assert.equal(loadConfig({}).argon2ThreadNice, 19, 'hashing threads yield to the event loop by default')
+  assert.equal(loadConfig({}).hashing.threadNice, 19, 'hashing threads yield to the event loop by default')
   assert.throws(
     () => loadConfig({ ARGON2_THREAD_NICE: '20' }),
     (error: unknown) => error instanceof ConfigError && error.message.includes('ARGON2_THREAD_NICE'),
@@ -182,10 +182,10 @@ test('at most ARGON2_MAX_CONCURRENT hashes run at once; the others wait their tu
 
 test('ARGON2_NORMAL_PRIORITY_THREADS of the hashing threads keep the normal priority; the others yield', async () => {
   const expectedDefault = os.availableParallelism() > 1 ? 1 : 0
-  assert.equal(loadConfig({}).argon2NormalPriorityThreads, expectedDefault, 'one when there is a core to spare')
-  assert.equal(loadConfig({ ARGON2_NORMAL_PRIORITY_THREADS: '0' }).argon2NormalPriorityThreads, 0)
+  assert.equal(loadConfig({}).hashing.normalPriorityThreads, expectedDefault, 'one when there is a core to spare')
+  assert.equal(loadConfig({ ARGON2_NORMAL_PRIORITY_THREADS: '0' }).hashing.normalPriorityThreads, 0)
   assert.equal(
-    loadConfig({ ARGON2_MAX_CONCURRENT: '1', ARGON2_NORMAL_PRIORITY_THREADS: '1' }).argon2NormalPriorityThreads,
+    loadConfig({ ARGON2_MAX_CONCURRENT: '1', ARGON2_NORMAL_PRIORITY_THREADS: '1' }).hashing.normalPriorityThreads,
     1,
   )
   assert.throws(
@@ -196,7 +196,7 @@ test('ARGON2_NORMAL_PRIORITY_THREADS of the hashing threads keep the normal prio
 
   const lowestBefore = lowestPriorityThreads()
   const threadsBefore = readdirSync('/proc/self/task').length
-  const hasher = new PasswordHasher(OWASP_ARGON2, { maxConcurrent: 3, nice: 19, normalPriority: 1 })
+  const hasher = new PasswordHasher(OWASP_ARGON2, { maxConcurrent: 3, threadNice: 19, normalPriorityThreads: 1 })
   const stored = await hasher.hash(PASSWORD)
   assert.deepEqual(await Promise.all([1, 2, 3].map(() => hasher.verify(stored, PASSWORD))), [true, true, true])
   assert.ok(readdirSync('/proc/self/task').length - threadsBefore >= 3, 'three hashing threads started')

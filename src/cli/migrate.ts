@@ -1,7 +1,8 @@
 // npm run migrate -- up | down | status
 import type { MigrationResult } from 'kysely'
 import { assertMigrated, createMigrator } from '../db/migrator.js'
-import { CliError, runCli, withDatabase } from './run.js'
+import { RefusalError } from '../fatal.js'
+import { loadCliConfig, runCli, withDatabase } from './run.js'
 
 const USAGE = 'usage: npm run migrate -- up | down | status'
 
@@ -16,8 +17,8 @@ function report(results: MigrationResult[] | undefined, verb: string): void {
 
 runCli(async () => {
   const command = process.argv[2]
-  if (command !== 'up' && command !== 'down' && command !== 'status') throw new CliError(USAGE)
-  await withDatabase(async ({ db }) => {
+  if (command !== 'up' && command !== 'down' && command !== 'status') throw new RefusalError(USAGE)
+  await withDatabase(loadCliConfig(), async ({ db }) => {
     const migrator = createMigrator(db)
     if (command === 'up') {
       const result = await migrator.migrateToLatest()

@@ -1,17 +1,16 @@
 // What the CLI commands share: configuration, the database, and one clear line on failure.
-import { ConfigError, loadConfig, loadDotEnv } from '../config.js'
-import { DataDirLockedError } from '../db/data-dir-lock.js'
+import { type Config, loadConfig, loadDotEnv } from '../config.js'
 import { type DatabaseHandle, openDatabase } from '../db/database.js'
+import { exitWithError } from '../fatal.js'
 
-/** A refusal the user can fix: printed as one line, exit code 1. */
-export class CliError extends Error {
-  override name = 'CliError'
+/** The same configuration as the server's: .env in development, then the environment. */
+export function loadCliConfig(): Config {
+  loadDotEnv()
+  return loadConfig(process.env)
 }
 
-export async function withDatabase<T>(work: (handle: DatabaseHandle) => Promise<T>): Promise<T> {
-  loadDotEnv()
-  const config = loadConfig(process.env)
-  const handle = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir })
+export async function withDatabase<T>(config: Config, work: (handle: DatabaseHandle) => Promise<T>): Promise<T> {
+  const handle = await openDatabase({ databaseUrl: config.database.url, dataDir: config.database.dataDir })
   try {
     return await work(handle)
   } finally {
@@ -22,13 +21,6 @@ export async function withDatabase<T>(work: (handle: DatabaseHandle) => Promise<
 export function runCli(main: () => Promise<void>): void {
   main().then(
     () => process.exit(0),
-    (error: unknown) => {
-      if (error instanceof CliError || error instanceof ConfigError || error instanceof DataDirLockedError) {
-        console.error(`gatehouse: ${error.message}`)
-      } else {
-        console.error('gatehouse: unexpected error:', error)
-      }
-      process.exit(1)
-    },
+    (error: unknown) => exitWithError(error, 'unexpected error'),
   )
 }

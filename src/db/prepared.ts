@@ -1,6 +1,6 @@
 // Statements built with Kysely once and then run with fresh parameters. A statement's SQL never changes
-// between runs, but building it (the builder's immutable nodes, then the compiler) took about an eighth of
-// the event loop's time in a CPU profile of log-ins. The SQL stays Kysely's, typed, in the file of its
+// between runs, and building it (the builder's immutable nodes, then the compiler) is a real share of a
+// log-in's CPU (docs/performance.md). The SQL stays Kysely's, typed, in the file of its
 // table; each run only maps its parameters and goes to the driver (as a named statement, named-statements.ts).
 import { type Compilable, CompiledQuery, type Kysely, type QueryResult } from 'kysely'
 import type { Database } from './schema.js'

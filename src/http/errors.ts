@@ -1,5 +1,8 @@
-// Errors our routes raise on purpose; the error handler shows their message as it is.
+// Errors our routes raise on purpose; the error pages show their message as it is.
 import createError from '@fastify/error'
+
+/** The one text for every throttled answer: the 429 page, the form's flash, the error's message. */
+export const TOO_MANY_ATTEMPTS = 'Too many attempts. Try again later.'
 
 export const FormFieldError = createError<[string]>(
   'GH_FORM_FIELD',
@@ -7,4 +10,4 @@ export const FormFieldError = createError<[string]>(
   400,
 )
 
-export const TooManyAttemptsError = createError('GH_TOO_MANY_ATTEMPTS', 'Too many attempts. Try again later.', 429)
+export const TooManyAttemptsError = createError('GH_TOO_MANY_ATTEMPTS', TOO_MANY_ATTEMPTS, 429)

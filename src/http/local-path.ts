@@ -1,14 +1,15 @@
 // `next` values: only paths on this site, so a log-in link can never send the user elsewhere (open redirect).
+import { hasControlCharacters } from '../text.js'
+
 const ORIGIN = 'http://gatehouse.invalid'
-// biome-ignore lint/suspicious/noControlCharactersInRegex: browsers drop tabs and newlines, so "/\t/evil" becomes "//evil".
-const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/
 
 /** The value as a local path (path, query, fragment), or null when it is anything else. */
 export function safeLocalPath(value: unknown): string | null {
   if (typeof value !== 'string' || value.length === 0 || value.length > 2048) return null
   // "//host" and "/\host" are protocol-relative to a browser; backslashes count as slashes.
   if (!value.startsWith('/') || value.startsWith('//') || value.includes('\\')) return null
-  if (CONTROL_CHARACTERS.test(value)) return null
+  // Browsers drop tabs and newlines, so "/\t/evil" becomes "//evil".
+  if (hasControlCharacters(value)) return null
   let url: URL
   try {
     url = new URL(value, ORIGIN)

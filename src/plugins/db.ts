@@ -1,6 +1,7 @@
 // The database: opens the configured face, applies pending migrations, closes with the app.
 import fp from 'fastify-plugin'
 import type { Kysely } from 'kysely'
+import type { Config } from '../config.js'
 import { DatabaseAvailability } from '../db/availability.js'
 import { type Commits, type DatabaseFace, openDatabase } from '../db/database.js'
 import { migrateToLatest } from '../db/migrator.js'
@@ -16,9 +17,8 @@ declare module 'fastify' {
   }
 }
 
-export interface DbPluginOptions {
-  databaseUrl: string | null
-  dataDir: string
+export type DbPluginOptions = Config['database'] & {
+  /** Called with each statement's SQL and which instance ran it (tests count round trips). */
   onQuery?: (sql: string, commits: Commits) => void
 }
 
@@ -26,7 +26,9 @@ export default fp<DbPluginOptions>(
   async function dbPlugin(app, options) {
     let availability: DatabaseAvailability | undefined
     const handle = await openDatabase({
-      ...options,
+      databaseUrl: options.url,
+      dataDir: options.dataDir,
+      onQuery: options.onQuery,
       // An idle connection dropped by the server: the start of an outage, or a restart of the server.
       onPoolError: (error) => availability?.reportUnavailable(error),
     })

@@ -4,22 +4,17 @@
 // @see https://github.com/fastify/under-pressure
 import fastifyUnderPressure from '@fastify/under-pressure'
 import fp from 'fastify-plugin'
-
-export interface LoadSheddingOptions {
-  /** Mean event-loop delay over a sample, in ms; 0 turns the check off. */
-  maxEventLoopDelayMs: number
-  /** Heap in use, in MiB; 0 turns the check off. */
-  maxHeapUsedMb: number
-}
+import type { Config } from '../config.js'
 
 /** What every 503 tells clients to wait: a shed request, and a database outage alike. */
 export const RETRY_AFTER_SECONDS = 5
 
-export default fp<LoadSheddingOptions>(
+export default fp<Config['overload']>(
   async function loadSheddingPlugin(app, options) {
     await app.register(fastifyUnderPressure, {
+      // Mean event-loop delay over a sample, and heap in use; 0 turns a check off.
       maxEventLoopDelay: options.maxEventLoopDelayMs,
-      maxHeapUsedBytes: options.maxHeapUsedMb * 1024 * 1024,
+      maxHeapUsedBytes: options.maxHeapMb * 1024 * 1024,
       sampleInterval: 500,
       retryAfter: RETRY_AFTER_SECONDS,
     })

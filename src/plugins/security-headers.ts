@@ -1,7 +1,7 @@
 // Security headers from helmet: a CSP that allows no inline script and no framing, and a referrer that
 // never leaves the site. Our headers are the same on every answer, so helmet computes them once at start
 // and each request copies the finished set; @fastify/helmet would run helmet's middleware per request
-// (about 5% of a page view's CPU when measured).
+// (a visible share of a page view's CPU, docs/performance.md).
 // @see https://helmetjs.github.io/
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import fp from 'fastify-plugin'

@@ -5,6 +5,8 @@ import fastifySession from '@fastify/session'
 import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { sql } from 'kysely'
+import type { AppConfig, Config } from '../config.js'
+import { repeatWhileRunning } from '../periodic.js'
 import { SessionCookieSigner } from '../sessions/signer.js'
 import { KyselySessionStore, pruneExpiredSessions, type SessionKeys } from '../sessions/store.js'
 
@@ -20,13 +22,7 @@ export const SESSION_COOKIE = 'sid'
 /** A logged-in session's expiry slides forward at most this often, so reading pages does not write every time. */
 export const TOUCH_INTERVAL_MS = 60_000
 
-export interface SessionPluginOptions {
-  secrets: string[]
-  cookieSecure: boolean
-  idleMs: number
-  maxMs: number
-  pruneIntervalMs: number
-}
+export type SessionPluginOptions = AppConfig['session'] & { cookies: Config['cookies'] }
 
 export default fp<SessionPluginOptions>(
   async function sessionPlugin(app, options) {
@@ -53,7 +49,7 @@ export default fp<SessionPluginOptions>(
         httpOnly: true,
         // @fastify/session would otherwise send no SameSite at all.
         sameSite: 'lax',
-        secure: options.cookieSecure,
+        secure: options.cookies.secure,
         maxAge: options.idleMs,
       },
     })
@@ -84,7 +80,7 @@ export default fp<SessionPluginOptions>(
       done()
     })
 
-    if (options.cookieSecure) {
+    if (options.cookies.secure) {
       // @fastify/session silently drops Secure cookies on plain HTTP; say so once instead of failing quietly.
       let warned = false
       app.addHook('onRequest', async (request) => {
@@ -96,25 +92,19 @@ export default fp<SessionPluginOptions>(
       })
     }
 
-    const prune = async () => {
-      try {
+    repeatWhileRunning(app, {
+      name: 'pruning expired sessions',
+      intervalMs: options.pruneIntervalMs,
+      runAtReady: true,
+      run: async () => {
         const count = await pruneExpiredSessions(app.db)
         if (count === 0) return
         app.log.info({ count }, 'expired sessions pruned')
         // Embedded PostgreSQL has no autovacuum worker: without this, deleted rows pile up in the table
         // and its indexes, and every session read and write slows down as the months go by.
         if (app.dbFace === 'pglite') await sql`vacuum sessions`.execute(app.db)
-      } catch (error) {
-        app.log.error({ err: error }, 'pruning expired sessions failed')
-      }
-    }
-    let timer: NodeJS.Timeout | undefined
-    app.addHook('onReady', async () => {
-      await prune()
-      timer = setInterval(prune, options.pruneIntervalMs)
-      timer.unref()
+      },
     })
-    app.addHook('onClose', async () => clearInterval(timer))
   },
   { name: 'session', dependencies: ['db'] },
 )

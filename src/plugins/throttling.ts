@@ -3,7 +3,9 @@
 // @see https://github.com/fastify/fastify-rate-limit
 import fastifyRateLimit from '@fastify/rate-limit'
 import fp from 'fastify-plugin'
+import type { Config } from '../config.js'
 import { TooManyAttemptsError } from '../http/errors.js'
+import { repeatWhileRunning } from '../periodic.js'
 import { pruneExpiredCounters } from '../throttling/counters.js'
 import { LoginThrottle } from '../throttling/login-throttle.js'
 import { postgresRateLimitStore } from '../throttling/rate-limit-store.js'
@@ -22,14 +24,7 @@ declare module 'fastify' {
   }
 }
 
-export interface ThrottlingPluginOptions {
-  loginMaxFailures: number
-  loginLockMs: number
-  authRateLimit: number
-  pruneIntervalMs: number
-}
-
-export default fp<ThrottlingPluginOptions>(
+export default fp<Config['throttling']>(
   async function throttlingPlugin(app, options) {
     await app.register(fastifyRateLimit, {
       global: false,
@@ -45,16 +40,11 @@ export default fp<ThrottlingPluginOptions>(
     app.decorate('authRateLimit', { max: options.authRateLimit, timeWindow: 60_000, groupId: 'auth-forms' })
     app.decorate('loginThrottle', new LoginThrottle(app.db, options.loginMaxFailures, options.loginLockMs))
 
-    const prune = () =>
-      pruneExpiredCounters(app.db).catch((error: unknown) =>
-        app.log.error({ err: error }, 'pruning expired auth counters failed'),
-      )
-    let timer: NodeJS.Timeout | undefined
-    app.addHook('onReady', async () => {
-      timer = setInterval(prune, options.pruneIntervalMs)
-      timer.unref()
+    repeatWhileRunning(app, {
+      name: 'pruning expired auth counters',
+      intervalMs: options.pruneIntervalMs,
+      run: () => pruneExpiredCounters(app.db),
     })
-    app.addHook('onClose', async () => clearInterval(timer))
   },
   { name: 'throttling', dependencies: ['db'] },
 )

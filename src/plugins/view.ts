@@ -11,29 +11,11 @@ import fastifyView from '@fastify/view'
 import { Eta } from 'eta'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import { takeFormState } from '../http/forms.js'
 import { TEMPLATES_DIR } from '../paths.js'
-import type { CredentialField } from '../users/credentials.js'
 
-export type FlashType = 'success' | 'error' | 'info'
-export const FLASH_TYPES: readonly FlashType[] = ['success', 'error', 'info']
 /** Every page is rendered inside this layout. */
 const LAYOUT_TEMPLATE = '@layouts/main.eta'
-/** A flash entry that is not shown: the email a refused form gives back to its input. */
-export const KEPT_EMAIL_FLASH = 'keptEmail'
-/** A flash entry that is not shown: the field a refusal is about, so the form repeats the error beside it. */
-export const ERROR_FIELD_FLASH = 'errorField'
-
-/** The error text to show beside a field, by field. */
-export type FieldErrors = Partial<Record<CredentialField, string>>
-
-function isFormField(value: string | undefined): value is CredentialField {
-  return value === 'email' || value === 'password'
-}
-
-export interface FlashMessage {
-  type: FlashType
-  message: string
-}
 
 export interface RenderOptions {
   /** The page has a form, so it needs a CSRF token even for an anonymous visitor. */
@@ -51,28 +33,6 @@ function hasSession(request: FastifyRequest): boolean {
   return typeof request.session?.get === 'function'
 }
 
-interface TakenFlashes {
-  flashes: FlashMessage[]
-  keptEmail: string
-  fieldErrors: FieldErrors
-}
-
-/** The messages waiting in the session, removed as they are read. Reads nothing from an empty flash,
- * because touching it would create a session for a visitor who has none. */
-function takeFlashes(request: FastifyRequest, reply: FastifyReply): TakenFlashes {
-  const waiting = hasSession(request)
-    ? (request.session.get('flash') as Record<string, string[]> | undefined)
-    : undefined
-  if (!waiting || Object.keys(waiting).length === 0) return { flashes: [], keptEmail: '', fieldErrors: {} }
-  const all = reply.flash() as Record<string, string[] | undefined>
-  const flashes = FLASH_TYPES.flatMap((type) => (all[type] ?? []).map((message) => ({ type, message })))
-  // reply.flash() empties every entry at once, so the field marker must be read here or it is lost.
-  const field = all[ERROR_FIELD_FLASH]?.at(-1)
-  const error = all.error?.at(-1)
-  const fieldErrors: FieldErrors = isFormField(field) && error ? { [field]: error } : {}
-  return { flashes, keptEmail: all[KEPT_EMAIL_FLASH]?.at(-1) ?? '', fieldErrors }
-}
-
 /** Compiles every `.eta` file under `dir` into `eta`, named `@` and its path: `@partials/csrf.eta`. */
 function loadTemplates(eta: Eta, dir: string): void {
   for (const entry of fs.readdirSync(dir, { recursive: true, withFileTypes: true })) {
@@ -88,8 +48,7 @@ export default fp(
     const eta = new Eta({ views: TEMPLATES_DIR })
     loadTemplates(eta, TEMPLATES_DIR)
     // One render per page: the layout, which includes the page by name (`include(it.pageTemplate)`). Not Eta's
-    // own `layout()`: its compiled code builds the layout's data as `{ ...it, body, ... }`, which Node 20's V8
-    // runs on a slow path that also leaves garbage behind for the old generation (5 µs a render, measured).
+    // own `layout()`, whose object spread is a slow path in Node 20's V8 (docs/performance.md).
     await app.register(fastifyView, {
       engine: { eta },
       root: TEMPLATES_DIR,
@@ -106,7 +65,7 @@ export default fp(
       ) {
         const request = this.request
         const user = request.user ?? null
-        const { flashes, keptEmail, fieldErrors } = takeFlashes(request, this)
+        const { flashes, kept, fieldErrors } = takeFormState(request, this)
         // Logged-in pages carry the log-out form; anonymous ones only need a token where they show a form.
         const csrfToken = hasSession(request) && (user || renderOptions.form) ? this.generateCsrf() : ''
         // Pages carry the user's data, CSRF tokens and flashes: never to be kept by a browser or a proxy.
@@ -116,7 +75,7 @@ export default fp(
         const page = Object.assign({ title: 'gatehouse' }, data, {
           user,
           flashes,
-          keptEmail,
+          kept,
           fieldErrors,
           csrfToken,
           pageTemplate: `@${template}.eta`,
@@ -126,5 +85,5 @@ export default fp(
       },
     )
   },
-  { name: 'view', dependencies: ['session', 'forms'] },
+  { name: 'view', dependencies: ['session', 'flash', 'forms'] },
 )

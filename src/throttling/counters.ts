@@ -2,7 +2,8 @@
 // and a restart forgets nothing.
 import { type Kysely, sql } from 'kysely'
 import { prepareStatement } from '../db/prepared.js'
-import type { Database } from '../db/schema.js'
+import type { Database, User } from '../db/schema.js'
+import { isUserWithEmail, USER_COLUMNS, userFromJoin } from '../users/repository.js'
 
 export interface CounterState {
   count: number
@@ -43,4 +44,30 @@ export async function resetCounter(db: Kysely<Database>, key: string): Promise<v
 export async function pruneExpiredCounters(db: Kysely<Database>): Promise<number> {
   const result = await db.deleteFrom('auth_counters').where('window_ends_at', '<=', sql<Date>`now()`).executeTakeFirst()
   return Number(result.numDeletedRows)
+}
+
+const countWithUser = prepareStatement((db, p: { key: string; email: string }) =>
+  db
+    .selectFrom(sql<{ one: number }>`(select 1 as one)`.as('one'))
+    .leftJoin('users', (join) => join.on(isUserWithEmail(p.email)))
+    .leftJoin('auth_counters', (join) =>
+      join.on('auth_counters.key', '=', p.key).on('auth_counters.window_ends_at', '>', sql<Date>`now()`),
+    )
+    .select([...USER_COLUMNS, 'auth_counters.count']),
+)
+
+/**
+ * The live count of counter `key` (0 when none) and the user with this email (null when none), in one round
+ * trip: the log-in's one read. Both joins match at most one row (unique lower(email), primary key), and the
+ * one-row source keeps the count when no user matches.
+ */
+export async function readCounterWithUser(
+  db: Kysely<Database>,
+  key: string,
+  email: string,
+): Promise<{ count: number; user: User | null }> {
+  const { rows } = await countWithUser(db, { key, email: email.trim() })
+  if (!rows[0]) throw new Error('the one-row read returned no row')
+  const { count, ...user } = rows[0]
+  return { count: count ?? 0, user: userFromJoin(user) }
 }

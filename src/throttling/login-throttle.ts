@@ -4,8 +4,7 @@ import { createHash } from 'node:crypto'
 import type { Kysely } from 'kysely'
 import type { Database, User } from '../db/schema.js'
 import { normalizeEmail } from '../users/credentials.js'
-import { findUserWithCounter } from '../users/repository.js'
-import { incrementCounter, resetCounter } from './counters.js'
+import { incrementCounter, readCounterWithUser, resetCounter } from './counters.js'
 
 /** SHA-256 of the normalized email: what logs and counters carry instead of the address. */
 export function emailDigest(email: string): string {
@@ -26,7 +25,7 @@ export class LoginThrottle {
   /** The email's failures in the current window and whether they lock it, with the email's user (null when
    * none), read in the same query: the password check that follows needs no query of its own. */
   async check(email: string): Promise<{ failures: number; locked: boolean; user: User | null }> {
-    const { user, count } = await findUserWithCounter(this.db, email, this.key(email))
+    const { user, count } = await readCounterWithUser(this.db, this.key(email), email)
     return { failures: count, locked: count >= this.maxFailures, user }
   }
 

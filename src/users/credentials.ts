@@ -1,10 +1,10 @@
 // The contract's rules for emails and passwords, applied the same way by the forms and the CLI.
+import { hasControlCharacters } from '../text.js'
+
 export const EMAIL_MAX_LENGTH = 254
 export const PASSWORD_MIN_LENGTH = 8
 export const PASSWORD_MAX_LENGTH = 256
 
-// biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point.
-const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/
 // One @, something on each side, a dot in the domain; no spaces. Deliverability is not ours to judge.
 const EMAIL_SHAPE = /^[^\s@]+@[^\s@.]+(\.[^\s@.]+)+$/
 
@@ -22,7 +22,7 @@ export function checkCredentials(rawEmail: string, password: string): Credential
   if (email.length > EMAIL_MAX_LENGTH) {
     return { ok: false, message: `Email addresses are at most ${EMAIL_MAX_LENGTH} characters.`, field: 'email' }
   }
-  if (CONTROL_CHARACTERS.test(email) || !EMAIL_SHAPE.test(email)) {
+  if (hasControlCharacters(email) || !EMAIL_SHAPE.test(email)) {
     return { ok: false, message: 'Please enter a valid email address, like name@example.com.', field: 'email' }
   }
   const passwordLength = [...password].length
@@ -33,11 +33,6 @@ export function checkCredentials(rawEmail: string, password: string): Credential
     return { ok: false, message: `Passwords are at most ${PASSWORD_MAX_LENGTH} characters.`, field: 'password' }
   }
   return { ok: true, email, password }
-}
-
-/** What a refused form may show again: the typed email, cut to size, without control characters. */
-export function emailToKeep(rawEmail: string): string {
-  return rawEmail.replace(new RegExp(CONTROL_CHARACTERS, 'g'), '').trim().slice(0, EMAIL_MAX_LENGTH)
 }
 
 export function normalizeEmail(email: string): string {

@@ -4,7 +4,7 @@
 
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { hash, verify } from '@node-rs/argon2'
+import { hash } from '@node-rs/argon2'
 import { Piscina } from 'piscina'
 import type { HashTask, HashWorkerData } from './hash-worker.js'
 
@@ -20,15 +20,6 @@ export const OWASP_ARGON2: Argon2Parameters = { memoryCost: 19_456, timeCost: 2,
 
 export function hashPassword(password: string, parameters: Argon2Parameters = OWASP_ARGON2): Promise<string> {
   return hash(password, parameters)
-}
-
-/** False for a wrong password and for a hash that cannot be read; never throws on bad input. */
-export async function verifyPassword(passwordHash: string, password: string): Promise<boolean> {
-  try {
-    return await verify(passwordHash, password)
-  } catch {
-    return false
-  }
 }
 
 const ARGON2ID_PHC = /^\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)\$/
@@ -63,14 +54,14 @@ export interface HashThreads {
   /** Threads, and so hashes computed at once. */
   maxConcurrent: number
   /** The low-priority threads' nice value (default 19). */
-  nice?: number
+  threadNice?: number
   /** Threads that keep the normal priority (default none). */
-  normalPriority?: number
+  normalPriorityThreads?: number
 }
 
 /**
  * The app's hashing: the configured parameters, on `maxConcurrent` threads of their own (Piscina). Each
- * hash takes a core and 19 MiB for tens of milliseconds. `normalPriority` of the threads keep the
+ * hash takes a core and 19 MiB for tens of milliseconds. `normalPriorityThreads` of the threads keep the
  * normal scheduling priority, so a log-in storm always gets a fair share of the CPU; the others run at a
  * low one (nice 19 unless ARGON2_THREAD_NICE says otherwise, see hash-worker.ts) and take only idle cores,
  * so page views do not wait behind them.
@@ -82,11 +73,11 @@ export class PasswordHasher {
   #inFlight = 0
 
   constructor(parameters: Argon2Parameters, threads: HashThreads) {
-    const { maxConcurrent, nice = DEFAULT_HASH_THREAD_NICE, normalPriority = 0 } = threads
+    const { maxConcurrent, threadNice = DEFAULT_HASH_THREAD_NICE, normalPriorityThreads = 0 } = threads
     this.parameters = parameters
     const workerData: HashWorkerData = {
-      nice,
-      normalPriorityThreads: normalPriority,
+      nice: threadNice,
+      normalPriorityThreads,
       started: new Int32Array(new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT)),
     }
     this.#pool = new Piscina({

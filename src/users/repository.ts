@@ -1,6 +1,5 @@
 // All SQL for the users table. Emails compare through PostgreSQL's lower(), the same function the unique index uses.
 import { type Kysely, sql } from 'kysely'
-import { prepareStatement } from '../db/prepared.js'
 import type { Database, Role, User } from '../db/schema.js'
 
 export async function findUserByEmail(db: Kysely<Database>, email: string): Promise<User | null> {
@@ -12,44 +11,35 @@ export async function findUserByEmail(db: Kysely<Database>, email: string): Prom
   return user ?? null
 }
 
-const userWithCounter = prepareStatement((db, p: { email: string; counterKey: string }) =>
-  db
-    .selectFrom(sql<{ one: number }>`(select 1 as one)`.as('one'))
-    .leftJoin('users', (join) => join.on(sql<string>`lower(users.email)`, '=', sql<string>`lower(${p.email})`))
-    .leftJoin('auth_counters', (join) =>
-      join.on('auth_counters.key', '=', p.counterKey).on('auth_counters.window_ends_at', '>', sql<Date>`now()`),
-    )
-    .select([
-      'users.id',
-      'users.email',
-      'users.password_hash',
-      'users.role',
-      'users.created_at',
-      'users.updated_at',
-      'auth_counters.count',
-    ]),
-)
+/** The users columns a whole `User` is made of, for statements of other tables that join users. */
+export const USER_COLUMNS = [
+  'users.id',
+  'users.email',
+  'users.password_hash',
+  'users.role',
+  'users.created_at',
+  'users.updated_at',
+] as const
 
-/**
- * The log-in's one read: the user with this email (null when there is none) and the live count of the
- * throttling counter `counterKey` (0 when none), in one round trip. Both joins match at most one row
- * (unique lower(email), primary key), and the one-row source keeps the count when no user matches.
- */
-export async function findUserWithCounter(
-  db: Kysely<Database>,
-  email: string,
-  counterKey: string,
-): Promise<{ user: User | null; count: number }> {
-  const { rows } = await userWithCounter(db, { email: email.trim(), counterKey })
-  if (!rows[0]) throw new Error('the one-row read returned no row')
-  const { count, ...user } = rows[0]
-  // Every users column is NOT NULL: a null id means no user matched, and a matched row is a whole user.
-  return { user: user.id === null ? null : (user as User), count: count ?? 0 }
+/** A join condition on the user with this email: PostgreSQL's lower(), the function the unique index uses. */
+export function isUserWithEmail(email: unknown) {
+  return sql<boolean>`lower(users.email) = lower(${email})`
 }
 
-export async function findUserById(db: Kysely<Database>, id: number): Promise<User | null> {
-  const user = await db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst()
-  return user ?? null
+/** A `User` from a left join's columns: null when no user matched. Every users column is NOT NULL, so a
+ * null id means no match, and a matched row is a whole user. */
+export function userFromJoin(row: { [K in keyof User]: User[K] | null }): User | null {
+  return row.id === null ? null : (row as User)
+}
+
+/** The users columns an `AuthUser` is made of, for a statement that joins users (the session read). */
+export const AUTH_USER_COLUMNS = ['users.id as userId', 'users.email', 'users.role'] as const
+
+/** What a logged-in request knows of its user, from AUTH_USER_COLUMNS of a left join (null: no user). */
+export function authUserFromJoin(row: { userId: number | null; email: string | null; role: Role | null }) {
+  return row.userId !== null && row.email !== null && row.role !== null
+    ? { id: row.userId, email: row.email, role: row.role }
+    : null
 }
 
 /** Null when the email is taken: the unique index decides, so concurrent sign-ups cannot both win. */

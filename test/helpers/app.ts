@@ -5,7 +5,7 @@ import { after } from 'node:test'
 import type { FastifyInstance } from 'fastify'
 import type { Kysely } from 'kysely'
 import { type AppConfig, buildApp } from '../../src/app.js'
-import { loadConfig } from '../../src/config.js'
+import { loadConfig, withSessionSecrets } from '../../src/config.js'
 import type { Commits } from '../../src/db/database.js'
 import type { Database } from '../../src/db/schema.js'
 import { checkCredentials } from '../../src/users/credentials.js'
@@ -57,7 +57,7 @@ async function listen(database: TestDatabase, env: Record<string, string>): Prom
     ...database.env,
     ...env,
   })
-  const appConfig: AppConfig = { ...config, sessionSecrets: config.sessionSecrets ?? [TEST_SECRET] }
+  const appConfig: AppConfig = withSessionSecrets(config, config.session.secrets ?? [TEST_SECRET])
   const collector = new LogCollector()
   const queries: string[] = []
   const queryCommits: Commits[] = []

@@ -9,12 +9,13 @@ export interface CliResult {
   stderr: string
 }
 
-/** `script` is a file under src/cli/ (e.g. 'user'); `input` goes to standard input. */
+/** `script` is a file under src/cli/ (e.g. 'user'); `input` goes to standard input; `env` adds variables. */
 export function runCli(
   script: 'user' | 'migrate',
   database: TestDatabase,
   args: string[],
   input = '',
+  env: Record<string, string> = {},
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', `src/cli/${script}.ts`, ...args], {
@@ -26,6 +27,7 @@ export function runCli(
         DATA_DIR: database.env.DATA_DIR,
         SESSION_SECRET: TEST_SECRET,
         NODE_ENV: 'test',
+        ...env,
       },
       timeout: 60_000,
     })

@@ -1,0 +1,33 @@
+// Accounts: the password hasher and the account decisions (log-in, sign-up) bound to this app's database
+// and throttle, so the forms, and later the API, call the same code.
+import fp from 'fastify-plugin'
+import { type LogInResult, logIn } from '../accounts/log-in.js'
+import { type SignUpResult, signUp } from '../accounts/sign-up.js'
+import type { Config } from '../config.js'
+import { PasswordHasher } from '../users/passwords.js'
+
+export interface Accounts {
+  hasher: PasswordHasher
+  logIn(email: string, password: string): Promise<LogInResult>
+  signUp(email: string, password: string): Promise<SignUpResult>
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    accounts: Accounts
+  }
+}
+
+export default fp<Config['hashing']>(
+  async function accountsPlugin(app, options) {
+    const hasher = new PasswordHasher(options.argon2, options)
+    app.addHook('onClose', () => hasher.close())
+    const deps = { db: app.db, hasher, throttle: app.loginThrottle }
+    app.decorate('accounts', {
+      hasher,
+      logIn: (email, password) => logIn(deps, email, password),
+      signUp: (email, password) => signUp(deps, email, password),
+    } satisfies Accounts)
+  },
+  { name: 'accounts', dependencies: ['db', 'throttling'] },
+)

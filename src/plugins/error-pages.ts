@@ -1,0 +1,96 @@
+// Error and 404 answers. For pages: the error page in the layout (JSON for clients that prefer it), and a
+// throttled form shown again with its 429. For assets and /healthz, which have no templates or session: a
+// short plain answer (plainErrorHandler).
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import { isDatabaseUnavailable } from '../db/availability.js'
+import { TOO_MANY_ATTEMPTS, TooManyAttemptsError } from '../http/errors.js'
+import { refuseThrottled } from '../http/forms.js'
+import { prefersJson } from '../http/negotiation.js'
+import { RETRY_AFTER_SECONDS } from './load-shedding.js'
+
+interface ErrorPage {
+  title: string
+  message: string
+}
+
+const ERROR_PAGES: Record<number, ErrorPage> = {
+  400: { title: 'Bad request', message: 'That request could not be understood.' },
+  403: {
+    title: 'Form expired',
+    message: 'This form has expired or did not come from this site. Go back, reload the page and try again.',
+  },
+  404: { title: 'Page not found', message: 'There is no page at this address.' },
+  413: { title: 'Too large', message: 'That request is larger than this site accepts.' },
+  415: { title: 'Unsupported request', message: 'That kind of request body is not accepted here.' },
+  429: { title: 'Too many requests', message: TOO_MANY_ATTEMPTS },
+  500: { title: 'Something went wrong', message: 'Something went wrong on our side. Please try again.' },
+  503: {
+    title: 'Temporarily unavailable',
+    message: 'gatehouse cannot reach its database right now. Please try again in a few seconds.',
+  },
+}
+
+const OVERLOADED_PAGE: ErrorPage = {
+  title: 'Temporarily unavailable',
+  message: 'gatehouse is very busy right now. Please try again in a few seconds.',
+}
+
+/** Our own 4xx errors speak to the user as they are; others get the page for their status. */
+function errorPage(status: number, error: FastifyError): ErrorPage {
+  const page = ERROR_PAGES[status] ?? ERROR_PAGES[status >= 500 ? 500 : 400] ?? { title: 'Error', message: '' }
+  return error.code?.startsWith('GH_') ? { ...page, message: error.message } : page
+}
+
+function statusOf(error: FastifyError): number {
+  return error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500
+}
+
+/** For the assets and /healthz: a shed request or a file that cannot be read gets a short answer. */
+export async function plainErrorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  const status = statusOf(error)
+  if (status >= 500 && error.code !== 'FST_UNDER_PRESSURE') request.log.error({ err: error }, 'request failed')
+  reply.code(status)
+  if (prefersJson(request)) return reply.send({ error: error.message })
+  return reply.type('text/plain; charset=utf-8').send(status >= 500 ? 'Temporarily unavailable' : error.message)
+}
+
+export default fp(
+  async function errorPagesPlugin(app) {
+    app.setNotFoundHandler(async (request, reply) => {
+      reply.code(404)
+      if (prefersJson(request)) return reply.send({ error: 'Not found' })
+      return reply.render('error', { ...ERROR_PAGES[404] })
+    })
+
+    app.setErrorHandler(async (error: FastifyError, request, reply) => {
+      // A form's POST over its limit: the form again, with the message, rather than an error page.
+      const form = request.routeOptions.config.form
+      if (error instanceof TooManyAttemptsError && form) return refuseThrottled(request, reply, form)
+      const unavailable = isDatabaseUnavailable(error)
+      const status = unavailable ? 503 : statusOf(error)
+      // Shed by load-shedding (503 and Retry-After already set): logging each one would add to the load.
+      const overloaded = error.code === 'FST_UNDER_PRESSURE'
+      if (unavailable) {
+        // One log line per outage, not one per request.
+        app.dbAvailability.reportUnavailable(error)
+        reply.header('retry-after', String(RETRY_AFTER_SECONDS))
+        // A session changed before the failure (a form's CSRF secret) would be saved again as this page
+        // leaves, fail again, and end in Fastify's bare fallback answer: let this page go without it.
+        Reflect.set(request, 'session', null)
+      } else if (status >= 500 && !overloaded) request.log.error({ err: error }, 'request failed')
+      else if (!overloaded) request.log.info({ code: error.code, status }, error.message)
+      const page = overloaded ? OVERLOADED_PAGE : errorPage(status, error)
+      reply.code(status)
+      if (prefersJson(request)) return reply.send({ error: page.message })
+      try {
+        // Without its session the page cannot know who is logged in: say nothing rather than "Not logged in".
+        return await reply.render('error', { ...page, sessionUnknown: unavailable })
+      } catch (renderError) {
+        request.log.error({ err: renderError }, 'error page failed to render')
+        return reply.type('text/plain; charset=utf-8').send(`${page.title}: ${page.message}`)
+      }
+    })
+  },
+  { name: 'error-pages', dependencies: ['db', 'view'] },
+)

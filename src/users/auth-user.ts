@@ -1,0 +1,13 @@
+// What a logged-in request knows of its user.
+import type { Role, User } from '../db/schema.js'
+
+/** A user as sessions and pages see them: no password hash. */
+export interface AuthUser {
+  id: number
+  email: string
+  role: Role
+}
+
+export function toAuthUser(user: User): AuthUser {
+  return { id: user.id, email: user.email, role: user.role }
+}
