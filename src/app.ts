@@ -6,7 +6,7 @@ import type { Commits } from './db/database.js'
 import accountsPlugin from './plugins/accounts.js'
 import authPlugin from './plugins/auth.js'
 import dbPlugin from './plugins/db.js'
-import errorPagesPlugin, { plainErrorHandler } from './plugins/error-pages.js'
+import errorPagesPlugin, { answerFrameworkError, plainErrorHandler } from './plugins/error-pages.js'
 import flashPlugin from './plugins/flash.js'
 import formsPlugin from './plugins/forms.js'
 import loadSheddingPlugin from './plugins/load-shedding.js'
@@ -15,7 +15,7 @@ import securityHeadersPlugin from './plugins/security-headers.js'
 import sessionPlugin from './plugins/session.js'
 import staticPlugin from './plugins/static.js'
 import throttlingPlugin from './plugins/throttling.js'
-import viewPlugin from './plugins/view.js'
+import viewPlugin, { templatesPlugin } from './plugins/view.js'
 import adminRoutes from './routes/admin.js'
 import authRoutes from './routes/auth/index.js'
 import healthRoutes from './routes/health.js'
@@ -70,9 +70,9 @@ function warnAboutConfig(app: FastifyInstance, config: AppConfig): void {
  * context inside the session's, so a JSON API can sit beside them under the same session with its own
  * error format.
  */
-async function pagesContext(app: FastifyInstance, config: AppConfig): Promise<void> {
+async function pagesContext(app: FastifyInstance): Promise<void> {
   await app.register(formsPlugin)
-  await app.register(viewPlugin, { cacheTemplates: config.server.env !== 'development' })
+  await app.register(viewPlugin)
   await app.register(pageGuardsPlugin)
   // Before the routes: each route keeps the error handler in force when it is registered.
   await app.register(errorPagesPlugin)
@@ -89,12 +89,19 @@ async function pagesContext(app: FastifyInstance, config: AppConfig): Promise<vo
  * and /healthz registered beside it.
  */
 async function sessionContext(app: FastifyInstance, config: AppConfig): Promise<void> {
-  await app.register(sessionPlugin, { ...config.session, cookies: config.cookies })
+  await app.register(sessionPlugin, {
+    ...config.session,
+    cookies: config.cookies,
+    // A visitor opens a form and posts it: ten new sessions per POST an address may make leaves room for
+    // tabs, reloads and many people behind one address, and still bounds what a flood of GETs can store.
+    newSessionsPerMinute: 10 * config.throttling.authRateLimit,
+  })
   await app.register(flashPlugin)
-  await app.register(throttlingPlugin, config.throttling)
+  // The first secret keys the email digests: see SECURITY.md for what a rotation does to them.
+  await app.register(throttlingPlugin, { ...config.throttling, digestSecret: config.session.secrets[0] ?? '' })
   await app.register(accountsPlugin, config.hashing)
   await app.register(authPlugin)
-  await app.register(pagesContext, config)
+  await app.register(pagesContext)
 }
 
 export async function buildApp(config: AppConfig, options: BuildAppOptions = {}): Promise<FastifyInstance> {
@@ -109,6 +116,10 @@ export async function buildApp(config: AppConfig, options: BuildAppOptions = {})
     // A request already on an open connection when shutdown starts is in flight: serve it (with
     // Connection: close, below) rather than 503. New connections are refused once close() begins.
     return503OnClosing: false,
+    // A URL the router cannot decode gets the site's 400 page, not Fastify's JSON echoing the path.
+    frameworkErrors: (error, request, reply) => {
+      answerFrameworkError(app, error, request, reply).catch((failure: unknown) => app.log.error({ err: failure }))
+    },
   })
   warnAboutConfig(app, config)
 
@@ -138,6 +149,8 @@ export async function buildApp(config: AppConfig, options: BuildAppOptions = {})
     await app.register(loadSheddingPlugin, config.overload)
     await app.register(fastifyAccepts)
     await app.register(securityHeadersPlugin, { https: config.cookies.secure })
+    // At the root: pages render in their context, and a bad URL's 400 page before any context is entered.
+    await app.register(templatesPlugin, { cacheTemplates: config.server.env !== 'development' })
 
     // Assets and /healthz sit outside the session's context: they never read, create or touch a session,
     // so the stylesheet still loads on the 503 page while the database is away.

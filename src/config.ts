@@ -149,6 +149,9 @@ const HashingSchema = z
     ARGON2_NORMAL_PRIORITY_THREADS: integerIn(0, 1024).optional(),
     // The other threads' nice value: 19 lets page views take a core at once; 0 shares it evenly.
     ARGON2_THREAD_NICE: integerIn(0, 19).default(DEFAULT_HASH_THREAD_NICE),
+    // Hashes that may wait for a thread; beyond, log-ins and sign-ups get 503 at once. About two seconds
+    // of waiting at this machine's rate, and room for a burst of a hundred sign-ups.
+    ARGON2_MAX_QUEUE: integerIn(0, 1_000_000).default(256),
   })
   .transform((v, ctx) => {
     const normalPriorityThreads =
@@ -165,6 +168,7 @@ const HashingSchema = z
       maxConcurrent: v.ARGON2_MAX_CONCURRENT,
       threadNice: v.ARGON2_THREAD_NICE,
       normalPriorityThreads,
+      maxQueue: v.ARGON2_MAX_QUEUE,
     }
   })
 

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import http, { type IncomingHttpHeaders } from 'node:http'
 import { test } from 'node:test'
 import { findUserByEmail } from '../src/users/repository.js'
 import type { Browser } from '../support/browser.js'
@@ -219,5 +220,48 @@ test('a garbled or forged session cookie still gets the page', async () => {
 
 test('none of the bad input above made the app log an error', () => {
   const errors = testApp.logs.filter((line) => Number(line.level) >= 50)
+  assert.deepEqual(errors, [], JSON.stringify(errors, null, 2))
+})
+
+/** GET `path` exactly as written: the URL classes would touch a bare `%`. */
+function rawGet(
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: IncomingHttpHeaders; body: string }> {
+  return new Promise((resolve, reject) => {
+    const request = http.get(testApp.url, { path, headers }, (response) => {
+      let body = ''
+      response.setEncoding('utf8')
+      response.on('data', (chunk: string) => {
+        body += chunk
+      })
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body }))
+      response.on('error', reject)
+    })
+    request.on('error', reject)
+  })
+}
+
+test('a path the router cannot decode gets the 400 page in the layout, or 400 JSON, never echoing the path', async () => {
+  const logged = testApp.logs.length
+  for (const path of ['/%', '/%zz']) {
+    const page = await within(rawGet(path))
+    assert.equal(page.status, 400, `${path}: ${page.body}`)
+    assert.match(String(page.headers['content-type']), /^text\/html/, path)
+    assert.match(page.body, /<h1[^>]*>Bad request<\/h1>/, `${path}: ${page.body}`)
+    assert.match(page.body, /class="site-header"/, `${path}: the page is in the site's layout`)
+    assert.ok(!page.body.includes(path), `${path}: the path is not echoed: ${page.body}`)
+    assert.match(String(page.headers['content-security-policy']), /default-src 'self'/, path)
+    assert.equal(page.headers['x-content-type-options'], 'nosniff', path)
+    assert.equal(page.headers['cache-control'], 'no-store', path)
+
+    const json = await within(rawGet(path, { accept: 'application/json' }))
+    assert.equal(json.status, 400, `${path} as JSON: ${json.body}`)
+    assert.match(String(json.headers['content-type']), /^application\/json/, path)
+    assert.deepEqual(JSON.parse(json.body), { error: 'That request could not be understood.' })
+    assert.ok(!json.body.includes(path), `${path} as JSON: the path is not echoed`)
+    assert.match(String(json.headers['content-security-policy']), /default-src 'self'/, path)
+  }
+  const errors = testApp.logs.slice(logged).filter((line) => Number(line.level) >= 50)
   assert.deepEqual(errors, [], JSON.stringify(errors, null, 2))
 })

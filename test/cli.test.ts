@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import { test } from 'node:test'
 import { sql } from 'kysely'
 import { openDatabase } from '../src/db/database.js'
 import type { User } from '../src/db/schema.js'
-import { logIn, PASSWORD, startTestApp, uniqueEmail } from './helpers/app.js'
+import { logIn, PASSWORD, startTestApp, TEST_SECRET, uniqueEmail } from './helpers/app.js'
 import { type CliResult, runCli } from './helpers/cli.js'
 
 const testApp = await startTestApp()
@@ -149,5 +151,67 @@ test('the CLI refuses an embedded data folder in use by a running app, and runs 
     assertRefused(result, /in use/)
     assertOneLine(result.stderr)
     assert.deepEqual(await usersWithEmail(email), [], 'the database is untouched')
+  }
+})
+
+/** util-linux `script`: runs a command under a pseudo-terminal and copies what the terminal shows. */
+const SCRIPT = '/usr/bin/script'
+
+function shellQuote(word: string): string {
+  return `'${word.replaceAll("'", "'\\''")}'`
+}
+
+/** `npm run user -- …` on a terminal: types `keys` once the prompt shows; stdout is the terminal's transcript. */
+function runUserCliOnTerminal(args: string[], keys: string): Promise<CliResult> {
+  const command = [process.execPath, '--import', 'tsx', 'src/cli/user.ts', ...args].map(shellQuote).join(' ')
+  return new Promise((resolve, reject) => {
+    const child = spawn(SCRIPT, ['-qec', command, '/dev/null'], {
+      cwd: new URL('..', import.meta.url),
+      // The environment test/helpers/cli.ts gives the CLI.
+      env: {
+        ...process.env,
+        DATABASE_URL: testApp.database.env.DATABASE_URL ?? '',
+        DATA_DIR: testApp.database.env.DATA_DIR,
+        SESSION_SECRET: TEST_SECRET,
+        NODE_ENV: 'test',
+      },
+      timeout: 60_000,
+    })
+    let stdout = ''
+    let stderr = ''
+    let typed = false
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk
+      if (!typed && stdout.includes('Password:')) {
+        typed = true
+        child.stdin.write(keys)
+      }
+    })
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk
+    })
+    child.on('error', reject)
+    child.on('close', (code) => resolve({ code, stdout, stderr }))
+  })
+}
+
+test('user create on a terminal reads the password without echoing it', async (t) => {
+  if (!existsSync(SCRIPT)) {
+    t.skip(`util-linux script is not at ${SCRIPT}: no pseudo-terminal to run the CLI on`)
+    return
+  }
+  const email = uniqueEmail('cli-tty')
+  const result = await runUserCliOnTerminal(['create', '--email', email], `${PASSWORD}\r`)
+  assert.equal(result.code, 0, `transcript: ${JSON.stringify(result.stdout)} stderr: ${result.stderr}`)
+  assert.match(result.stdout, /Password:/)
+  assert.ok(!result.stdout.includes(PASSWORD), `the password is not echoed: ${JSON.stringify(result.stdout)}`)
+  assert.equal((await usersWithEmail(email)).length, 1, 'the user row exists')
+
+  const app = await testApp.restart()
+  try {
+    const { response } = await logIn(app, email)
+    assert.equal(response.location, '/profile', 'the password typed is the one stored')
+  } finally {
+    await app.close()
   }
 })

@@ -5,6 +5,7 @@ import { after, test } from 'node:test'
 import { sql } from 'kysely'
 import { type DatabaseHandle, openDatabase } from '../src/db/database.js'
 import { MIGRATIONS_FOLDER } from '../src/db/migrator.js'
+import { canonicalEmail } from '../src/users/email.js'
 import { createTestDatabase } from '../support/test-database.js'
 import { type CliResult, runCli } from './helpers/cli.js'
 
@@ -63,6 +64,20 @@ async function tables(): Promise<string[]> {
   )
 }
 
+/** Every table and its columns, and every index: what a migration may change. */
+async function schema(): Promise<string[]> {
+  return withDatabase(async ({ db }) => {
+    const columns = (await db.introspection.getTables())
+      .filter((table) => !table.name.startsWith('kysely_'))
+      .flatMap((table) => table.columns.map((column) => `${table.name}.${column.name}`))
+    const indexes = await sql<{ indexname: string }>`
+      select indexname from pg_indexes where schemaname = current_schema() and tablename not like 'kysely_%'`.execute(
+      db,
+    )
+    return [...columns, ...indexes.rows.map((row) => `index ${row.indexname}`)].sort()
+  })
+}
+
 test('the migrations run in date order and begin with users, then sessions', () => {
   assert.ok(MIGRATIONS.length >= 2, `migrations: ${MIGRATIONS}`)
   assert.deepEqual([...MIGRATIONS].sort(), MIGRATIONS)
@@ -79,18 +94,18 @@ test('migrate up brings a fresh database to the latest and status lists every mi
 
 test('migrate down reverts only the latest migration and up re-applies it', async () => {
   const latest = MIGRATIONS.at(-1) ?? ''
-  const tablesBefore = await tables()
+  const schemaBefore = await schema()
   const down = await migrate('down')
   assert.equal(down.code, 0, down.stderr)
   assert.match(down.stdout, new RegExp(latest))
   assert.deepEqual(await status(), { ...all('applied'), [latest]: 'pending' })
-  assert.equal((await tables()).length, tablesBefore.length - 1, 'the latest migration dropped its table')
+  assert.notDeepEqual(await schema(), schemaBefore, 'the latest migration undid its change')
 
   const up = await migrate('up')
   assert.equal(up.code, 0, up.stderr)
   assert.match(up.stdout, new RegExp(latest))
   assert.deepEqual(await status(), all('applied'))
-  assert.deepEqual((await tables()).sort(), tablesBefore.sort())
+  assert.deepEqual(await schema(), schemaBefore)
 })
 
 test('migrate down as many times as there are migrations empties the database and up rebuilds it', async () => {
@@ -110,12 +125,29 @@ test('migrate with an unknown command or none exits non-zero with the usage', as
   }
 })
 
-test('emails are unique whatever their case', async () => {
+test('emails are unique whatever their case or look-alike spelling (their canonical form is)', async () => {
   await withDatabase(async ({ db }) => {
-    await db.insertInto('users').values({ email: 'a@x.io', password_hash: 'hash' }).execute()
-    const duplicate = db.insertInto('users').values({ email: 'A@x.io', password_hash: 'hash' }).execute()
-    await assert.rejects(duplicate, (error) => errorCode(error) === '23505')
+    const user = (email: string) => ({ email, email_canonical: canonicalEmail(email), password_hash: 'hash' })
+    await db.insertInto('users').values(user('a@x.io')).execute()
+    for (const spelling of ['A@x.io', ' a@X.IO', '\uFF41@x.io', '\u24D0@x.io']) {
+      const duplicate = db.insertInto('users').values(user(spelling)).execute()
+      await assert.rejects(duplicate, (error) => errorCode(error) === '23505', spelling)
+    }
   })
+})
+
+test('users made before the canonical-email migration get their canonical form', async () => {
+  const migration = MIGRATIONS.find((name) => name.endsWith('_add_users_email_canonical')) ?? ''
+  const later = MIGRATIONS.slice(MIGRATIONS.indexOf(migration))
+  for (const _ of later) assert.equal((await migrate('down')).code, 0)
+  await withDatabase(async ({ db }) => {
+    await sql`insert into users (email, password_hash) values (${' \uFF22ob@X.io'}, 'hash')`.execute(db)
+  })
+  assert.equal((await migrate('up')).code, 0)
+  const row = await withDatabase(({ db }) =>
+    db.selectFrom('users').select('email_canonical').where('email', '=', ' \uFF22ob@X.io').executeTakeFirst(),
+  )
+  assert.equal(row?.email_canonical, 'bob@x.io')
 })
 
 test('sessions are indexed on expires_at, for pruning', async () => {
@@ -134,13 +166,14 @@ test('a role defaults to user and must be user or admin', async () => {
   await withDatabase(async ({ db }) => {
     const user = await db
       .insertInto('users')
-      .values({ email: 'role-default@x.io', password_hash: 'hash' })
+      .values({ email: 'role-default@x.io', email_canonical: 'role-default@x.io', password_hash: 'hash' })
       .returning('role')
       .executeTakeFirstOrThrow()
     assert.equal(user.role, 'user')
-    const root = sql`insert into users (email, password_hash, role) values ('role-root@x.io', 'hash', 'root')`.execute(
-      db,
-    )
+    const root =
+      sql`insert into users (email, email_canonical, password_hash, role) values ('role-root@x.io', 'role-root@x.io', 'hash', 'root')`.execute(
+        db,
+      )
     await assert.rejects(root, (error) => errorCode(error) === '23514')
   })
 })

@@ -180,6 +180,55 @@ test('at most ARGON2_MAX_CONCURRENT hashes run at once; the others wait their tu
   await hasher.close()
 })
 
+test('a flood past ARGON2_MAX_QUEUE is answered 503 with Retry-After at once, unhashed, logged once; log-ins then work again', async () => {
+  const floodApp = await startTestApp({
+    LOGIN_MAX_FAILURES: '1000',
+    ARGON2_MAX_CONCURRENT: '1',
+    ARGON2_MAX_QUEUE: '1',
+    // Slow hashes, so the flood arrives while the first ones still run.
+    ARGON2_TIME_COST: '6',
+  })
+  const user = await createTestUser(floodApp)
+  const browsers = await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      const browser = floodApp.browser()
+      await browser.get('/login')
+      return browser
+    }),
+  )
+  const start = floodApp.logs.length
+  const answers = await Promise.all(
+    browsers.map((browser, index) =>
+      browser.post(
+        '/login',
+        { email: uniqueEmail('flood'), password: 'wrong-password-4471' },
+        index % 2 === 0 ? { accept: 'application/json' } : {},
+      ),
+    ),
+  )
+  const statuses = answers.map((answer) => answer.status)
+  const busy = answers.filter((answer) => answer.status === 503)
+  assert.ok(busy.length >= 1, `some are refused: ${statuses.join(',')}`)
+  assert.ok(
+    statuses.every((status) => status === 303 || status === 503),
+    statuses.join(','),
+  )
+  for (const [index, answer] of answers.entries()) {
+    if (answer.status !== 503) continue
+    assert.equal(answer.headers.get('retry-after'), '5')
+    if (index % 2 === 0) assert.match(answer.html, /^\{"error":"gatehouse is very busy/)
+    else assert.match(answer.html, /gatehouse is very busy right now/)
+  }
+  const lines = floodApp.logs.slice(start)
+  const checked = lines.filter((line) => line.event === 'login_failed').length
+  assert.equal(checked, statuses.length - busy.length, 'a refused log-in was never checked')
+  assert.equal(lines.filter((line) => line.event === 'hash_queue_full').length, 1, 'one warning for the episode')
+  assert.ok(!lines.some((line) => line.level === 50), 'no error line per refused request')
+  const { response } = await logIn(floodApp, user.email)
+  assert.equal(response.location, '/profile', 'after the flood a log-in works')
+  await floodApp.close()
+})
+
 test('ARGON2_NORMAL_PRIORITY_THREADS of the hashing threads keep the normal priority; the others yield', async () => {
   const expectedDefault = os.availableParallelism() > 1 ? 1 : 0
   assert.equal(loadConfig({}).hashing.normalPriorityThreads, expectedDefault, 'one when there is a core to spare')

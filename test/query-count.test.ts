@@ -58,13 +58,19 @@ function storedSessionId(browser: Browser): string {
   return hashSessionId(value.slice(0, value.lastIndexOf('.')))
 }
 
+async function counterExists(app: TestApp, key: string): Promise<boolean> {
+  const row = await app.db.selectFrom('auth_counters').select('key').where('key', '=', key).executeTakeFirst()
+  return row !== undefined
+}
+
 async function sessionRowExists(app: TestApp, id: string): Promise<boolean> {
   const row = await app.db.selectFrom('sessions').select('id').where('id', '=', id).executeTakeFirst()
   return row !== undefined
 }
 
-test('a log-in with no failed attempt before it: four statements, the user read with its failure count, the pre-session swapped for the new one in one', async () => {
-  const { email } = await createTestUser(testApp)
+test('a log-in: four statements, the attempt counted where the user is read, the pre-session swapped for the new one and the count cleared in one', async () => {
+  const user = await createTestUser(testApp)
+  const email = user.email
   const browser = testApp.browser()
   await browser.get('/login')
   const preSession = storedSessionId(browser)
@@ -75,21 +81,26 @@ test('a log-in with no failed attempt before it: four statements, the user read 
   assert.equal(page.status, 303)
   assert.equal(page.location, '/profile')
   assert.ok(!sql.some((statement) => /^delete from "auth_counters"/.test(statement)), sql.join(' | '))
-  // The session read, the rate-limit count, the user with the email's failure count, and the new session,
-  // written once with the log-in's keys, in the statement that deletes the pre-session.
+  // The session read, the rate-limit count, the attempt counted with the user read, and the new session,
+  // written once with the log-in's keys, in the statement that deletes the pre-session and clears the count.
   assert.equal(sql.length, 4, sql.join(' | '))
   const sessionWrites = sql.filter((statement) => /"sessions"/.test(statement) && !/^select/.test(statement))
   assert.equal(sessionWrites.length, 1, sessionWrites.join(' | '))
   assert.match(
     sessionWrites[0] ?? '',
-    /^with "replaced" as \(delete from "sessions" where "id" = \$1\) insert into "sessions"/,
+    /^with "replaced" as \(delete from "sessions" where "id" = \$1\), "cleared" as \(delete from "auth_counters" where "key" = \$2\) insert into "sessions"/,
   )
   assert.equal(await sessionRowExists(testApp, preSession), false, 'the pre-session is gone')
   assert.notEqual(storedSessionId(browser), preSession, 'a new session id')
   assert.ok(await sessionRowExists(testApp, storedSessionId(browser)), 'the new session is stored')
   const userReads = sql.filter((statement) => /from "users"|join "users"/.test(statement))
   assert.equal(userReads.length, 2, `the session read and the log-in's own read: ${userReads.join(' | ')}`)
-  assert.match(userReads[1] ?? '', /join "auth_counters"/, 'the user and the failure count in one query')
+  assert.match(
+    userReads[1] ?? '',
+    /insert into "auth_counters"/,
+    'the attempt counted in the query that reads the user',
+  )
+  assert.equal(await counterExists(testApp, `login-user:${user.id}`), false, 'the attempt counter is cleared')
 })
 
 test('a log-in over a session that already has a user deletes that session at once', async () => {

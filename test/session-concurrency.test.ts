@@ -216,7 +216,7 @@ test('an anonymous session whose delete waits for its replacement goes in the st
   const stamp = `${process.pid}-${Date.now()}`
   const old = `deferred-${stamp}`
   await save(old, { flash: {} })
-  store.deferDeleteUntilReplaced(old)
+  store.deferToNewSession(old, { replaceRow: true })
   // regenerate(): the destroy, then the new session's set from inside its callback (skipped, see above).
   const replacement: Record<string, unknown> = { flash: {} }
   await destroyThen(old, () => [save(`replacement-${stamp}`, replacement)])
@@ -237,7 +237,7 @@ test('a deferred delete still happens when no new session takes the row over, or
   // A destroy whose callback writes no new session (not regenerate after all): the row is deleted on its own.
   const lone = `deferred-lone-${stamp}`
   await save(lone, { flash: {} })
-  store.deferDeleteUntilReplaced(lone)
+  store.deferToNewSession(lone, { replaceRow: true })
   await destroyThen(lone, () => [])
   const deadline = Date.now() + 5_000
   while ((await storedRow(lone)) !== undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
@@ -246,7 +246,7 @@ test('a deferred delete still happens when no new session takes the row over, or
   // Withdrawn before the destroy (regenerate never reached the store): destroy deletes it as usual.
   const withdrawn = `deferred-withdrawn-${stamp}`
   await save(withdrawn, { flash: {} })
-  store.deferDeleteUntilReplaced(withdrawn)()
+  store.deferToNewSession(withdrawn, { replaceRow: true })()
   await destroyThen(withdrawn, () => [save(`after-withdrawn-${stamp}`, { flash: {} })])
   assert.equal(await storedRow(withdrawn), undefined, 'deleted by the destroy itself')
 })

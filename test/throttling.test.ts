@@ -3,7 +3,17 @@ import { createHash } from 'node:crypto'
 import { test } from 'node:test'
 import { setTimeout as delay } from 'node:timers/promises'
 import type { Browser } from '../support/browser.js'
-import { createTestUser, logIn, PASSWORD, type Page, startTestApp, type TestApp, uniqueEmail } from './helpers/app.js'
+import {
+  countRows,
+  createTestUser,
+  keyedEmailDigest,
+  logIn,
+  PASSWORD,
+  type Page,
+  startTestApp,
+  type TestApp,
+  uniqueEmail,
+} from './helpers/app.js'
 
 const THROTTLED = 'Too many attempts. Try again later.'
 const INVALID_LOGIN = 'Invalid email or password.'
@@ -124,12 +134,75 @@ test('a throttled log-in is logged as login_throttled with the email hash, never
   await failLogIns(emailApp, user.email, 3)
   const typed = `  ${user.email.toUpperCase()}`
   assert.equal((await logIn(emailApp, typed)).response.status, 429)
-  const emailHash = createHash('sha256').update(user.email).digest('hex')
+  const emailHash = keyedEmailDigest(user.email)
   const lines = emailApp.logs.filter((line) => line.event === 'login_throttled' && line.emailHash === emailHash)
   assert.equal(lines.length, 1, 'one login_throttled line for this email hash')
   const text = JSON.stringify(lines[0]).toLowerCase()
   assert.ok(!text.includes(user.email), `the line carries no email address: ${text}`)
   assert.equal(lines[0]?.msg, 'auth: login_throttled')
+})
+
+test('parallel wrong passwords check at most LOGIN_MAX_FAILURES of them; the rest get 429 unhashed, and then the right one too', async () => {
+  const user = await createTestUser(emailApp)
+  const start = emailApp.logs.length
+  const browsers = await Promise.all(
+    Array.from({ length: 12 }, async () => {
+      const browser = emailApp.browser()
+      await browser.get('/login')
+      return browser
+    }),
+  )
+  const answers = await Promise.all(
+    browsers.map((browser) => browser.post('/login', { email: user.email, password: WRONG_PASSWORD })),
+  )
+  const statuses = answers.map((answer) => answer.status).sort()
+  const events = emailApp.logs.slice(start).map((line) => line.event)
+  const checked = events.filter((event) => event === 'login_failed').length
+  assert.equal(checked, 3, `exactly LOGIN_MAX_FAILURES passwords checked (statuses ${statuses.join(',')})`)
+  assert.equal(statuses.filter((status) => status === 429).length, 9, `the rest refused: ${statuses.join(',')}`)
+  assert.equal(events.filter((event) => event === 'login_throttled').length, 9)
+  assert.equal((await logIn(emailApp, user.email, PASSWORD)).response.status, 429, 'the right password is refused too')
+})
+
+test('a locked account stays locked under every spelling of its email: case, fullwidth, circled, dotted capital I', async () => {
+  const user = await createTestUser(emailApp, { email: uniqueEmail('alice') })
+  await failLogIns(emailApp, user.email, 3)
+  const [local = '', domain = ''] = user.email.split('@')
+  const variants = {
+    'upper case': user.email.toUpperCase(),
+    fullwidth: `${local.replace('a', '\uFF41')}@${domain}`,
+    circled: `${local.replace('a', '\u24D0')}@${domain}`,
+    'dotted capital I': `${local.replace('i', '\u0130')}@${domain}`,
+  }
+  for (const [name, email] of Object.entries(variants)) {
+    assert.notEqual(email, user.email, name)
+    const { browser, response } = await logIn(emailApp, email, PASSWORD)
+    assert.notEqual(response.location, '/profile', `${name} (${email}) must not log in`)
+    assert.ok([429, 303].includes(response.status), `${name}: refused (${response.status})`)
+    await assertNotLoggedIn(browser)
+  }
+  // The look-alikes fold into the same account, so they meet its lock.
+  for (const name of ['upper case', 'fullwidth', 'circled'] as const) {
+    assert.equal((await logIn(emailApp, variants[name], PASSWORD)).response.status, 429, name)
+  }
+})
+
+test('log lines and counters carry a keyed digest of the email, not its plain SHA-256', async () => {
+  const email = uniqueEmail('nobody')
+  const start = emailApp.logs.length
+  await failLogIns(emailApp, email, 1)
+  const line = emailApp.logs.slice(start).find((entry) => entry.event === 'login_failed')
+  assert.equal(line?.emailHash, keyedEmailDigest(email))
+  assert.notEqual(line?.emailHash, createHash('sha256').update(email).digest('hex'))
+  const keys = await emailApp.db
+    .selectFrom('auth_counters')
+    .select('key')
+    .where('key', 'like', 'login-email:%')
+    .execute()
+  assert.ok(
+    keys.some((row) => row.key === `login-email:${keyedEmailDigest(email)}`),
+    'the unknown email is counted under its keyed digest',
+  )
 })
 
 test('the per-email lock is kept in the database and holds across a restart', async () => {
@@ -262,6 +335,40 @@ test('behind a trusted proxy each forwarded client address has its own budget', 
     assertRedirect(await failLogInFrom(proxyApp, second), '/login')
   }
   assert.equal((await failLogInFrom(proxyApp, second)).status, 429, 'the second address has a budget of its own size')
+})
+
+test('a flood of cookieless form GETs from one address stores a bounded number of sessions; other addresses still get theirs', async () => {
+  await resetRateBudgets(proxyApp)
+  const flooder = { 'x-forwarded-for': '198.51.100.7' }
+  const before = await countRows(proxyApp.db, 'sessions')
+  for (let request = 0; request < 60; request++) {
+    const page = await proxyApp.browser().get(request % 2 === 0 ? '/login' : '/signup', flooder)
+    assert.equal(page.status, 200, 'the form page is still served')
+  }
+  const stored = (await countRows(proxyApp.db, 'sessions')) - before
+  // AUTH_RATE_LIMIT is 3 here: ten new sessions per allowed POST, 30 a minute.
+  assert.equal(stored, 30, `new sessions stored for one address: ${stored}`)
+
+  const other = proxyApp.browser()
+  await other.get('/login', { 'x-forwarded-for': '198.51.100.8' })
+  const user = await createTestUser(proxyApp)
+  const response = await other.post(
+    '/login',
+    { email: user.email, password: PASSWORD },
+    { 'x-forwarded-for': '198.51.100.8' },
+  )
+  assertRedirect(response, '/profile')
+})
+
+test('IPv6 clients share one budget per /64', async () => {
+  await resetRateBudgets(proxyApp)
+  const sameNetwork = ['2001:db8:1:2::1', '2001:db8:1:2:ffff:ffff:ffff:ffff', '2001:db8:1:2::abcd']
+  for (const address of sameNetwork) {
+    assertRedirect(await failLogInFrom(proxyApp, { 'x-forwarded-for': address }), '/login')
+  }
+  const fourth = await failLogInFrom(proxyApp, { 'x-forwarded-for': '2001:db8:1:2::beef' })
+  assert.equal(fourth.status, 429, 'a fourth address of the same /64 meets the spent budget')
+  assertRedirect(await failLogInFrom(proxyApp, { 'x-forwarded-for': '2001:db8:1:3::1' }), '/login')
 })
 
 test('without a trusted proxy a forged x-forwarded-for does not buy a fresh budget', async () => {

@@ -4,7 +4,7 @@ import type { Kysely } from 'kysely'
 import type { Database } from '../db/schema.js'
 import type { LoginThrottle } from '../throttling/login-throttle.js'
 import { type AuthUser, toAuthUser } from '../users/auth-user.js'
-import type { PasswordHasher } from '../users/passwords.js'
+import { HashQueueFullError, type PasswordHasher } from '../users/passwords.js'
 import { updatePasswordHash } from '../users/repository.js'
 
 export interface LogInDependencies {
@@ -20,34 +20,43 @@ export type LogInResult =
       user: AuthUser
       /** The stored hash was weaker than the configured parameters and has been replaced. */
       rehashed: boolean
+      /** This log-in's attempt counter: cleared by the new session's first write (request.startSession). */
+      counterKey: string
     }
   /** Unknown email or wrong password: the same answer, so it does not tell which emails exist. */
   | { outcome: 'invalid' }
-  /** Too many failures for this email lately: refused whatever the password. */
+  /** Too many attempts for this account or email lately: refused whatever the password. */
   | { outcome: 'throttled' }
 
 export type LogInOutcome = LogInResult['outcome']
 
 /** `email` as typed, once it has passed the input rules (see users/credentials.ts). */
 export async function logIn(deps: LogInDependencies, email: string, password: string): Promise<LogInResult> {
-  // The email's failures and its user in one read; a locked email is refused before any password check,
-  // so the right password does not get through either.
-  const throttle = await deps.throttle.check(email)
-  if (throttle.locked) return { outcome: 'throttled' }
-  const user = throttle.user
-  // An unknown email still pays for one verification, so timing does not tell which emails exist.
-  const matches = user
-    ? await deps.hasher.verify(user.password_hash, password)
-    : await deps.hasher.verifyDummy(password)
-  if (!user || !matches) {
-    await deps.throttle.recordFailure(email)
-    return { outcome: 'invalid' }
-  }
-  // Nothing to clear when there was no failure: one statement less per log-in. A failure recorded by
-  // another request meanwhile then stays counted, which errs on the safe side.
-  if (throttle.failures > 0) await deps.throttle.clear(email)
+  // A refusal for a full hashing queue should not cost the account one of its attempts.
+  if (deps.hasher.saturated) throw new HashQueueFullError()
+  // Counted before the password check, in the statement that reads the user: parallel attempts cannot all
+  // slip under the limit, and a locked account is refused before any hashing, the right password too.
+  const attempt = await deps.throttle.attempt(email)
+  if (attempt.locked) return { outcome: 'throttled' }
+  const user = attempt.user
+  const matches = await verifyAtFullCost(deps.hasher, user?.password_hash ?? null, password)
+  if (!user || !matches) return { outcome: 'invalid' }
   // The only moment we hold the plain password: upgrade a hash made with weaker parameters.
   const rehashed = deps.hasher.needsRehash(user.password_hash)
   if (rehashed) await updatePasswordHash(deps.db, user.id, await deps.hasher.hash(password))
-  return { outcome: 'logged-in', user: toAuthUser(user), rehashed }
+  return { outcome: 'logged-in', user: toAuthUser(user), rehashed, counterKey: attempt.counterKey }
+}
+
+/**
+ * Every check costs at least one verification at the configured parameters, so timing does not tell an
+ * unknown email (checked against a dummy hash) or an older, weaker hash from any other account.
+ */
+async function verifyAtFullCost(hasher: PasswordHasher, passwordHash: string | null, password: string) {
+  if (passwordHash === null) {
+    await hasher.verifyDummy(password)
+    return false
+  }
+  if (!hasher.needsRehash(passwordHash)) return hasher.verify(passwordHash, password)
+  const [matches] = await Promise.all([hasher.verify(passwordHash, password), hasher.verifyDummy(password)])
+  return matches
 }

@@ -1,4 +1,4 @@
-// npm run user -- create --email E [--role user|admin]   (password: one line on standard input)
+// npm run user -- create --email E [--role user|admin]   (password: typed without echo, or one line on standard input)
 // npm run user -- set-role --email E --role R
 import { parseArgs } from 'node:util'
 import { migrateToLatest } from '../db/migrator.js'
@@ -20,15 +20,59 @@ function parseRole(value: string | undefined, fallback?: Role): Role {
   throw new RefusalError(`--role must be one of: ${ROLES.join(', ')}${value === undefined ? '' : ` (got "${value}")`}`)
 }
 
-/** The first line of standard input, without its line ending. */
+/** The password: typed without echo on a terminal, else the first line of standard input. */
 async function readPasswordLine(): Promise<string> {
-  if (process.stdin.isTTY) process.stderr.write('Password: ')
+  if (process.stdin.isTTY) return readHiddenLine(process.stdin)
   let input = ''
   for await (const chunk of process.stdin) {
     input += chunk
     if (input.includes('\n')) break
   }
   return input.split(/\r?\n/, 1)[0] ?? ''
+}
+
+/** A line typed on the terminal, read in raw mode so the terminal does not echo it; Ctrl-C exits 130. */
+async function readHiddenLine(stdin: NodeJS.ReadStream): Promise<string> {
+  // Raw before the prompt: whatever is typed once the prompt shows is never echoed.
+  stdin.setRawMode(true)
+  let line: string | null
+  try {
+    process.stderr.write('Password: ')
+    line = await typedLine(stdin)
+  } finally {
+    // Whatever happened, the shell gets its terminal back as it was, on a line of its own.
+    stdin.setRawMode(false)
+    stdin.pause()
+    process.stderr.write('\n')
+  }
+  if (line === null) process.exit(130)
+  return line
+}
+
+/** Characters up to Enter, with backspace; null for Ctrl-C; Ctrl-D on an empty line ends the input. */
+function typedLine(stdin: NodeJS.ReadStream): Promise<string | null> {
+  return new Promise((resolve, reject) => {
+    const chars: string[] = []
+    const settle = (finish: () => void) => {
+      stdin.off('data', onData).off('end', onEnd).off('error', onError)
+      finish()
+    }
+    const onEnd = () => settle(() => resolve(chars.join('')))
+    const onError = (error: Error) => settle(() => reject(error))
+    function onData(chunk: string) {
+      for (const char of chunk) {
+        if (char === '\r' || char === '\n') return settle(() => resolve(chars.join('')))
+        if (char === '\x03') return settle(() => resolve(null))
+        if (char === '\x04' && chars.length === 0) return settle(() => resolve(''))
+        if (char === '\x7f' || char === '\b') chars.pop()
+        // Other control characters (Ctrl-D mid-line, the escape of an arrow key) are not part of a password.
+        else if (char >= ' ') chars.push(char)
+      }
+    }
+    stdin.setEncoding('utf8')
+    stdin.on('data', onData).on('end', onEnd).on('error', onError)
+    stdin.resume()
+  })
 }
 
 runCli(async () => {

@@ -6,8 +6,10 @@ export const ROLES: readonly Role[] = ['user', 'admin']
 
 export interface UsersTable {
   id: Generated<number>
-  /** As typed at sign-up (trimmed); unique on lower(email). */
+  /** As typed at sign-up (trimmed). */
   email: string
+  /** canonicalEmail(email) (src/users/email.ts): unique, and what every look-up compares. */
+  email_canonical: string
   /** argon2id PHC string. */
   password_hash: string
   role: ColumnType<Role, Role | undefined, Role>
@@ -24,7 +26,7 @@ export interface SessionsTable {
 }
 
 export interface AuthCountersTable {
-  /** `login-email:<sha256 of the normalized email>` or `rate:<client address><group>`. */
+  /** `login-user:<id>`, `login-email:<HMAC of the canonical email>`, or `rate:<client address><group>`. */
   key: string
   count: number
   window_ends_at: Date

@@ -1,6 +1,6 @@
-// One structured log line per auth event, naming the user by id or the email by its digest, never by address.
+// One structured log line per auth event, naming the user by id or the email by its keyed digest, never by
+// address.
 import type { FastifyRequest } from 'fastify'
-import { emailDigest } from '../throttling/login-throttle.js'
 
 export type AuthEvent = 'signup' | 'login' | 'login_failed' | 'login_throttled' | 'logout'
 
@@ -10,6 +10,7 @@ export function logAuthEvent(
   subject: { userId: number } | { email: string },
   extra: Record<string, unknown> = {},
 ): void {
-  const who = 'userId' in subject ? { userId: subject.userId } : { emailHash: emailDigest(subject.email) }
+  const who =
+    'userId' in subject ? { userId: subject.userId } : { emailHash: request.server.emailDigest.of(subject.email) }
   request.log.info({ event, ...who, ip: request.ip, ...extra }, `auth: ${event}`)
 }

@@ -20,7 +20,14 @@ declare module 'fastify' {
 
 export default fp<Config['hashing']>(
   async function accountsPlugin(app, options) {
-    const hasher = new PasswordHasher(options.argon2, options)
+    const hasher = new PasswordHasher(options.argon2, {
+      ...options,
+      onQueueFull: () =>
+        app.log.warn(
+          { event: 'hash_queue_full', maxQueue: options.maxQueue },
+          'password hashing queue full: log-ins and sign-ups are answered 503 until it drains',
+        ),
+    })
     app.addHook('onClose', () => hasher.close())
     const deps = { db: app.db, hasher, throttle: app.loginThrottle }
     app.decorate('accounts', {

@@ -15,7 +15,7 @@ declare module 'fastify' {
   interface PassportUser extends AuthUser {}
   interface FastifyRequest {
     /** Logs `user` in on a new session id and stamps the log-in time (see startSession below). */
-    startSession(user: AuthUser): Promise<void>
+    startSession(user: AuthUser, options?: StartSessionOptions): Promise<void>
     /** Logs out: the session's row is deleted and a new, empty session takes its place. */
     endSession(): Promise<void>
   }
@@ -36,20 +36,27 @@ export function logInResultOf(info: unknown): LogInResult {
   return (info as Partial<DecisionInfo> | undefined)?.result ?? { outcome: 'invalid' }
 }
 
+export interface StartSessionOptions {
+  /** The log-in's attempt counter (LogInResult's `counterKey`), cleared with the new session's first write. */
+  clearCounter?: string
+}
+
 /**
  * Logs the user in on a new session id (passport regenerates the session: no fixation) and stamps the log-in
  * time, from which the absolute cap and the sliding expiry count. A visitor's anonymous session loses its row
- * in the statement that writes the new session (see KyselySessionStore.deferDeleteUntilReplaced); a session
- * that already had a user is deleted at once.
+ * in the statement that writes the new session, as does the attempt counter (see
+ * KyselySessionStore.deferToNewSession); a session that already had a user is deleted at once.
  */
-async function startSession(this: FastifyRequest, user: AuthUser): Promise<void> {
+async function startSession(this: FastifyRequest, user: AuthUser, options: StartSessionOptions = {}): Promise<void> {
   const session = this.session
-  const withdraw =
-    session.get('passport') === undefined ? this.server.sessionStore.deferDeleteUntilReplaced(session.sessionId) : null
+  const withdraw = this.server.sessionStore.deferToNewSession(session.sessionId, {
+    replaceRow: session.get('passport') === undefined,
+    counterKey: options.clearCounter,
+  })
   try {
     await this.logIn(user)
   } finally {
-    withdraw?.()
+    withdraw()
   }
   const now = Date.now()
   this.session.set('authAt', now)

@@ -1,7 +1,9 @@
 // Error and 404 answers. For pages: the error page in the layout (JSON for clients that prefer it), and a
 // throttled form shown again with its 429. For assets and /healthz, which have no templates or session: a
-// short plain answer (plainErrorHandler).
-import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+// short plain answer (plainErrorHandler). For a URL the router cannot decode, answered before any plugin
+// runs: the same error page, with the headers the plugins would have set (answerFrameworkError).
+import accepts from 'accepts'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { isDatabaseUnavailable } from '../db/availability.js'
 import { TOO_MANY_ATTEMPTS, TooManyAttemptsError } from '../http/errors.js'
@@ -55,6 +57,37 @@ export async function plainErrorHandler(error: FastifyError, request: FastifyReq
   return reply.type('text/plain; charset=utf-8').send(status >= 500 ? 'Temporarily unavailable' : error.message)
 }
 
+/**
+ * Fastify's `frameworkErrors`: a URL the router cannot decode (FST_ERR_BAD_URL: `/%`, `/%zz`) gets the 400
+ * page rather than Fastify's JSON, which echoes the path. Its request and reply are bare (no hook ran, no
+ * decorator), so the security headers, the Accept header and the page come from the root `app` here.
+ */
+export async function answerFrameworkError(
+  app: FastifyInstance,
+  error: FastifyError,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): Promise<void> {
+  const status = statusOf(error)
+  if (status >= 500) request.log.error({ err: error }, 'request failed')
+  else request.log.info({ code: error.code, status }, error.message)
+  const page = errorPage(status, error)
+  reply.code(status).headers(app.securityHeaders).header('cache-control', 'no-store')
+  if (accepts(request.raw).type(['html', 'json']) === 'json') {
+    reply.send({ error: page.message })
+    return
+  }
+  try {
+    // No session is read before routing: the layout can say nothing about who is logged in.
+    const layout = { user: null, flashes: [], kept: {}, fieldErrors: {}, csrfToken: '' }
+    const html = await app.renderPage('error', { ...page, sessionUnknown: true }, layout)
+    reply.type('text/html; charset=utf-8').send(html)
+  } catch (renderError) {
+    request.log.error({ err: renderError }, 'error page failed to render')
+    reply.type('text/plain; charset=utf-8').send(`${page.title}: ${page.message}`)
+  }
+}
+
 export default fp(
   async function errorPagesPlugin(app) {
     app.setNotFoundHandler(async (request, reply) => {
@@ -71,6 +104,8 @@ export default fp(
       const status = unavailable ? 503 : statusOf(error)
       // Shed by load-shedding (503 and Retry-After already set): logging each one would add to the load.
       const overloaded = error.code === 'FST_UNDER_PRESSURE'
+      // The hashing queue logs once per episode itself (see PasswordHasher).
+      const hashQueueFull = error.code === 'GH_HASH_QUEUE_FULL'
       if (unavailable) {
         // One log line per outage, not one per request.
         app.dbAvailability.reportUnavailable(error)
@@ -78,7 +113,8 @@ export default fp(
         // A session changed before the failure (a form's CSRF secret) would be saved again as this page
         // leaves, fail again, and end in Fastify's bare fallback answer: let this page go without it.
         Reflect.set(request, 'session', null)
-      } else if (status >= 500 && !overloaded) request.log.error({ err: error }, 'request failed')
+      } else if (hashQueueFull) reply.header('retry-after', String(RETRY_AFTER_SECONDS))
+      else if (status >= 500 && !overloaded) request.log.error({ err: error }, 'request failed')
       else if (!overloaded) request.log.info({ code: error.code, status }, error.message)
       const page = overloaded ? OVERLOADED_PAGE : errorPage(status, error)
       reply.code(status)

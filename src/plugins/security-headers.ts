@@ -57,9 +57,17 @@ function computeHeaders(options: HelmetOptions): Record<string, string> {
   return headers
 }
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The headers every answer carries, for the one answer Fastify gives before any hook runs (a bad URL). */
+    securityHeaders: Readonly<Record<string, string>>
+  }
+}
+
 export default fp<SecurityHeadersOptions>(
   async function securityHeadersPlugin(app, options) {
     const headers = computeHeaders(helmetOptions(options))
+    app.decorate('securityHeaders', headers)
     app.addHook('onRequest', (_request, reply, done) => {
       reply.headers(headers)
       done()

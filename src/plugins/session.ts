@@ -6,6 +6,7 @@ import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { sql } from 'kysely'
 import type { AppConfig, Config } from '../config.js'
+import { addressBudgetKey } from '../http/client-address.js'
 import { repeatWhileRunning } from '../periodic.js'
 import { SessionCookieSigner } from '../sessions/signer.js'
 import { KyselySessionStore, pruneExpiredSessions, type SessionKeys } from '../sessions/store.js'
@@ -22,7 +23,11 @@ export const SESSION_COOKIE = 'sid'
 /** A logged-in session's expiry slides forward at most this often, so reading pages does not write every time. */
 export const TOUCH_INTERVAL_MS = 60_000
 
-export type SessionPluginOptions = AppConfig['session'] & { cookies: Config['cookies'] }
+export type SessionPluginOptions = AppConfig['session'] & {
+  cookies: Config['cookies']
+  /** New visitors' sessions one client address may begin per minute. */
+  newSessionsPerMinute: number
+}
 
 export default fp<SessionPluginOptions>(
   async function sessionPlugin(app, options) {
@@ -32,6 +37,7 @@ export default fp<SessionPluginOptions>(
       app.asyncCommitDb,
       { idleMs: options.idleMs, maxMs: options.maxMs },
       (error) => app.log.error({ err: error }, 'session store callback failed'),
+      { perWindow: options.newSessionsPerMinute, windowMs: 60_000 },
     )
     app.decorate('sessionStore', store)
     // One signer for the session plugin and the re-sign check below: the first secret signs, all verify.
@@ -54,15 +60,18 @@ export default fp<SessionPluginOptions>(
       },
     })
 
-    /** A session restored from its row: what it looked like, and whether its expiry or signature is due. */
-    function noteRestored(request: FastifyRequest): void {
+    /** A session restored from its row: what it looked like, and whether its expiry or signature is due. A
+     * new one: its first save counts against the client address's budget (see noteNewVisitor). */
+    function noteSession(request: FastifyRequest): void {
       const session = request.session
       if (typeof session?.get !== 'function') return
       const cookie = request.cookies[SESSION_COOKIE]
-      if (cookie === undefined) return
       // Restored from its row (with the current secret, or an older one of SESSION_SECRET)?
       const signedWithCurrent = cookie === session.encryptedSessionId
-      if (!signedWithCurrent && signer.unsign(cookie).value !== session.sessionId) return
+      if (cookie === undefined || (!signedWithCurrent && signer.unsign(cookie).value !== session.sessionId)) {
+        store.noteNewVisitor(session, addressBudgetKey(request.ip))
+        return
+      }
       store.markLoaded(session)
 
       const now = Date.now()
@@ -76,7 +85,7 @@ export default fp<SessionPluginOptions>(
     }
     // A callback hook, not an async one: it runs on every request, and a promise each costs more than its work.
     app.addHook('onRequest', (request, _reply, done) => {
-      noteRestored(request)
+      noteSession(request)
       done()
     })
 

@@ -7,6 +7,7 @@ import type { Config } from '../config.js'
 import { TooManyAttemptsError } from '../http/errors.js'
 import { repeatWhileRunning } from '../periodic.js'
 import { pruneExpiredCounters } from '../throttling/counters.js'
+import { EmailDigest } from '../throttling/email-digest.js'
 import { LoginThrottle } from '../throttling/login-throttle.js'
 import { postgresRateLimitStore } from '../throttling/rate-limit-store.js'
 
@@ -19,12 +20,14 @@ export interface AuthRateLimit {
 declare module 'fastify' {
   interface FastifyInstance {
     loginThrottle: LoginThrottle
+    /** Keyed digests of emails, for log lines and counters (never the address itself). */
+    emailDigest: EmailDigest
     /** Route config for the auth forms: one shared budget per client address. */
     authRateLimit: AuthRateLimit
   }
 }
 
-export default fp<Config['throttling']>(
+export default fp<Config['throttling'] & { digestSecret: string }>(
   async function throttlingPlugin(app, options) {
     await app.register(fastifyRateLimit, {
       global: false,
@@ -38,7 +41,9 @@ export default fp<Config['throttling']>(
       onExceeded: (request) => request.log.warn({ event: 'rate_limited', ip: request.ip }, 'auth rate limit exceeded'),
     })
     app.decorate('authRateLimit', { max: options.authRateLimit, timeWindow: 60_000, groupId: 'auth-forms' })
-    app.decorate('loginThrottle', new LoginThrottle(app.db, options.loginMaxFailures, options.loginLockMs))
+    const emailDigest = new EmailDigest(options.digestSecret)
+    app.decorate('emailDigest', emailDigest)
+    app.decorate('loginThrottle', new LoginThrottle(app.db, emailDigest, options.loginMaxFailures, options.loginLockMs))
 
     repeatWhileRunning(app, {
       name: 'pruning expired auth counters',

@@ -1,5 +1,5 @@
-// Pages: @fastify/view with Eta (escaping on), one layout, and reply.render(), which hands every page
-// the user, the flash messages and, where a form needs it, a CSRF token.
+// Pages: @fastify/view with Eta (escaping on), one layout, and reply.render(), which hands every page the
+// user, the flash messages and, where a form needs it, a CSRF token.
 // Every template is compiled once at start and kept by name ("@profile.eta"): Eta then finds a page, its
 // layout and its partials without resolving a file path on each render (in development they are compiled
 // again for each page, so an edited template shows at once).
@@ -11,8 +11,9 @@ import fastifyView from '@fastify/view'
 import { Eta } from 'eta'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { takeFormState } from '../http/forms.js'
+import { type FormState, takeFormState } from '../http/forms.js'
 import { TEMPLATES_DIR } from '../paths.js'
+import type { AuthUser } from '../users/auth-user.js'
 
 /** Every page is rendered inside this layout. */
 const LAYOUT_TEMPLATE = '@layouts/main.eta'
@@ -22,9 +23,19 @@ export interface RenderOptions {
   form?: boolean
 }
 
+/** What the layout needs besides the page's own data. */
+export interface LayoutState extends FormState {
+  user: AuthUser | null
+  csrfToken: string
+}
+
 declare module 'fastify' {
+  interface FastifyInstance {
+    /** The HTML of `templates/<template>.eta` inside the layout (templates/layouts/main.eta). */
+    renderPage(template: string, data: Record<string, unknown>, layout: LayoutState): Promise<string>
+  }
   interface FastifyReply {
-    /** Renders `templates/<template>.eta` inside the layout (templates/layouts/main.eta) and sends it. */
+    /** Renders `templates/<template>.eta` inside the layout and sends it, with this request's layout state. */
     render(template: string, data?: Record<string, unknown>, options?: RenderOptions): Promise<FastifyReply>
   }
 }
@@ -43,18 +54,31 @@ function loadTemplates(eta: Eta, dir: string): void {
   }
 }
 
-export default fp(
-  async function viewPlugin(app, options: { cacheTemplates: boolean }) {
+/** The templates and app.renderPage, at the root: a page needs no session to be rendered, and the answer to
+ * a URL the router cannot decode (error-pages.ts) is rendered before any context is entered. */
+export const templatesPlugin = fp(
+  async function templatesPlugin(app, options: { cacheTemplates: boolean }) {
     const eta = new Eta({ views: TEMPLATES_DIR })
     loadTemplates(eta, TEMPLATES_DIR)
-    // One render per page: the layout, which includes the page by name (`include(it.pageTemplate)`). Not Eta's
-    // own `layout()`, whose object spread is a slow path in Node 20's V8 (docs/performance.md).
-    await app.register(fastifyView, {
-      engine: { eta },
-      root: TEMPLATES_DIR,
-      production: options.cacheTemplates,
+    // Our pages get their data from render(), never from reply.locals: declared here, @fastify/view adds no
+    // onRequest hook to fill it on every request (assets and /healthz included, at the root).
+    app.decorateReply('locals', null)
+    await app.register(fastifyView, { engine: { eta }, root: TEMPLATES_DIR, production: options.cacheTemplates })
+    app.decorate('renderPage', async (template: string, data: Record<string, unknown>, layout: LayoutState) => {
+      if (!options.cacheTemplates) loadTemplates(eta, TEMPLATES_DIR)
+      // Object.assign, not `{ title, ...data, user }`: Node 20's V8 takes a slow path for properties after a spread.
+      const page = Object.assign({ title: 'gatehouse' }, data, layout, { pageTemplate: `@${template}.eta` })
+      // One render per page: the layout, which includes the page by name (`include(it.pageTemplate)`). Not Eta's
+      // own `layout()`, whose object spread is a slow path in Node 20's V8 (docs/performance.md).
+      return app.view(LAYOUT_TEMPLATE, page)
     })
+  },
+  { name: 'templates' },
+)
 
+export default fp(
+  async function viewPlugin(app) {
+    const renderPage = app.renderPage
     app.decorateReply(
       'render',
       async function render(
@@ -70,20 +94,10 @@ export default fp(
         const csrfToken = hasSession(request) && (user || renderOptions.form) ? this.generateCsrf() : ''
         // Pages carry the user's data, CSRF tokens and flashes: never to be kept by a browser or a proxy.
         this.header('cache-control', 'no-store')
-        if (!options.cacheTemplates) loadTemplates(eta, TEMPLATES_DIR)
-        // Object.assign, not `{ title, ...data, user }`: Node 20's V8 takes a slow path for properties after a spread.
-        const page = Object.assign({ title: 'gatehouse' }, data, {
-          user,
-          flashes,
-          kept,
-          fieldErrors,
-          csrfToken,
-          pageTemplate: `@${template}.eta`,
-        })
-        const html = await this.viewAsync(LAYOUT_TEMPLATE, page)
-        return this.send(html)
+        const html = await renderPage(template, data, { user, flashes, kept, fieldErrors, csrfToken })
+        return this.type('text/html; charset=utf-8').send(html)
       },
     )
   },
-  { name: 'view', dependencies: ['session', 'flash', 'forms'] },
+  { name: 'view', dependencies: ['templates', 'session', 'flash', 'forms'] },
 )

@@ -11,6 +11,7 @@ import type { Session } from 'fastify'
 import { type Kysely, type QueryCreator, sql } from 'kysely'
 import { prepareStatement } from '../db/prepared.js'
 import type { Database, SessionData } from '../db/schema.js'
+import { deleteCounter, incrementStatement } from '../throttling/counters.js'
 import type { AuthUser } from '../users/auth-user.js'
 import { AUTH_USER_COLUMNS, authUserFromJoin } from '../users/repository.js'
 
@@ -90,6 +91,18 @@ export function sessionExpiry(
 
 type Done = (error?: unknown) => void
 
+/** What a caller asks of the first write of the session that replaces this one (see deferToNewSession). */
+export interface DeferredWork {
+  replaceRow: boolean
+  counterKey?: string
+}
+
+/** That work as the new session's insert runs it: the hashed id of the row to delete, the counter to clear. */
+interface FirstWriteWork {
+  replacedId: string | null
+  counterKey: string | null
+}
+
 /** A session with its user, in one query: the read on every request that carries a cookie. */
 const readSession = prepareStatement((db, p: { id: string }) =>
   db
@@ -130,14 +143,22 @@ function patchStatement(anonymous: boolean) {
   )
 }
 
-/** A new session's first save; `replacing`: the statement also deletes the row `replacedId` (see
- * KyselySessionStore.deferDeleteUntilReplaced). The insert never reads that CTE, so it keeps the plain
- * database's types. */
-function insertStatement(anonymous: boolean, replacing: boolean) {
-  return prepareStatement((db, p: SaveParameters & { replacedId?: string }) => {
-    const creator = replacing
-      ? (db.with('replaced', (cte) => deleteRow(cte, p.replacedId ?? '')) as unknown as QueryCreator<Database>)
-      : db
+/** A new session's first save. `replacing`: the statement also deletes the row `replacedId`; `clearing`: also
+ * the throttle counter `counterKey` (see KyselySessionStore.deferToNewSession). The insert never reads those
+ * CTEs, so it keeps the plain database's types. */
+function insertStatement(anonymous: boolean, replacing: boolean, clearing: boolean) {
+  return prepareStatement((db, p: SaveParameters & { replacedId?: string; counterKey?: string }) => {
+    let creator: QueryCreator<Database> = db
+    if (replacing) {
+      creator = creator.with('replaced', (cte) =>
+        deleteRow(cte, p.replacedId ?? ''),
+      ) as unknown as QueryCreator<Database>
+    }
+    if (clearing) {
+      creator = creator.with('cleared', (cte) =>
+        deleteCounter(cte, p.counterKey ?? ''),
+      ) as unknown as QueryCreator<Database>
+    }
     return creator
       .insertInto('sessions')
       .values({ id: p.id, user_id: p.userId, data: p.data, expires_at: p.expiresAt })
@@ -149,13 +170,39 @@ function insertStatement(anonymous: boolean, replacing: boolean) {
   })
 }
 
-/** Every variant of a save, prepared once: indexed by [anonymous][replacing]. */
+/** Every variant of a save, prepared once: patches by [anonymous], inserts by [anonymous][replacing][clearing]. */
 const patchSession = [patchStatement(false), patchStatement(true)] as const
-const insertSession = [
-  [insertStatement(false, false), insertStatement(false, true)],
-  [insertStatement(true, false), insertStatement(true, true)],
-] as const
+const insertSession = [false, true].map((anonymous) =>
+  [false, true].map((replacing) => [false, true].map((clearing) => insertStatement(anonymous, replacing, clearing))),
+)
 const deleteSession = prepareStatement((db, p: { id: string }) => deleteRow(db, p.id))
+
+/** A new visitor's first session, within its address's budget: the statement counts the session against the
+ * address and writes the row only while the count is within `budget` (see noteNewVisitor). */
+const insertVisitorSession = prepareStatement(
+  (db, p: SaveParameters & { counterKey: string; budget: number; windowSeconds: number }) =>
+    db
+      .with('counted', (cte) => incrementStatement(cte, p.counterKey, p.windowSeconds))
+      .insertInto('sessions')
+      .columns(['id', 'user_id', 'data', 'expires_at'])
+      .expression((eb) =>
+        eb
+          .selectFrom('counted')
+          .select([
+            sql<string>`${p.id}::text`.as('id'),
+            sql<number | null>`${p.userId}::integer`.as('user_id'),
+            sql<string>`${p.data}::jsonb`.as('data'),
+            sql<Date>`${p.expiresAt}::timestamptz`.as('expires_at'),
+          ])
+          .where('counted.count', '<=', p.budget),
+      ),
+)
+
+/** How many new visitors' sessions one address may begin per window (see noteNewVisitor). */
+export interface NewSessionBudget {
+  perWindow: number
+  windowMs: number
+}
 
 export class KyselySessionStore implements SessionStore {
   constructor(
@@ -167,17 +214,22 @@ export class KyselySessionStore implements SessionStore {
     private readonly lifetimes: SessionLifetimes,
     /** Where a throw from @fastify/session's own callback goes, instead of an unhandled rejection. */
     private readonly onCallbackError: (error: unknown) => void,
+    /** Null: new visitors' sessions are not counted. */
+    private readonly newSessionBudget: NewSessionBudget | null = null,
   ) {}
+
+  /** New visitors' sessions, by the counter of their client address's budget (see noteNewVisitor). */
+  private readonly newVisitors = new WeakMap<object, string>()
 
   /** True while a destroy's callback runs: a set from inside it is regenerate()'s (see set). */
   private insideDestroyCallback = false
 
-  /** Anonymous sessions, by id, whose row goes with the first write of the session that replaces them. */
-  private readonly deleteWithReplacement = new Set<string>()
-  /** While a deferred destroy's callback runs: the row (hashed id) that regenerate()'s new session replaces. */
-  private rowToReplace: string | null = null
-  /** The row each regenerated session replaces, deleted by the statement that first writes that session. */
-  private readonly replacedRows = new WeakMap<object, string>()
+  /** Sessions about to be regenerated, by id: what the first write of the session replacing them also does. */
+  private readonly deferred = new Map<string, DeferredWork>()
+  /** While a deferred destroy's callback runs: that work, for regenerate()'s new session to take over. */
+  private workForNextSession: FirstWriteWork | null = null
+  /** What each regenerated session's first write also does. */
+  private readonly firstWriteWork = new WeakMap<object, FirstWriteWork>()
 
   /** What each restored session looked like when its request loaded it (see markLoaded). */
   private readonly loaded = new WeakMap<object, SessionData>()
@@ -198,6 +250,16 @@ export class KyselySessionStore implements SessionStore {
     )
   }
 
+  /**
+   * Called for the new session of a request that brought no valid session cookie (a new visitor), with its
+   * client address's key. Should the request put anything in it (a CSRF secret for a form, a flash), its first
+   * save counts against that address's budget, and past the budget writes no row: a flood of cookieless
+   * requests cannot fill the table. Such a visitor's form then expires (403) until the window ends.
+   */
+  noteNewVisitor(session: object, addressKey: string): void {
+    if (this.newSessionBudget) this.newVisitors.set(session, `rate:${addressKey}new-sessions`)
+  }
+
   /** Called for a session its request restored from a row: saves then patch that row, never re-create it. */
   markLoaded(session: object): void {
     this.loaded.set(session, storedData(session))
@@ -212,9 +274,9 @@ export class KyselySessionStore implements SessionStore {
     if (this.insideDestroyCallback && !this.loaded.has(session) && userIdOf(data) === null) {
       // One set per destroy: whatever regenerate's callback goes on to do synchronously writes as usual.
       this.insideDestroyCallback = false
-      if (this.rowToReplace !== null) {
-        this.replacedRows.set(session, this.rowToReplace)
-        this.rowToReplace = null
+      if (this.workForNextSession !== null) {
+        this.firstWriteWork.set(session, this.workForNextSession)
+        this.workForNextSession = null
       }
       callback()
       return
@@ -244,14 +306,42 @@ export class KyselySessionStore implements SessionStore {
       return
     }
 
-    // The row this session replaces (see deferDeleteUntilReplaced) goes in the same statement. That row
-    // never has a user, so should a crash lose this commit, what comes back is a visitor's form session.
-    const replacedId = this.replacedRows.get(session)
-    const insert = insertSession[anonymous][replacedId === undefined ? 0 : 1]
+    // A new visitor's first session counts against its address's budget in the statement that writes it.
+    const visitorCounter = this.newVisitors.get(session)
+    if (visitorCounter !== undefined && this.newSessionBudget && anonymous === 1) {
+      const { perWindow, windowMs } = this.newSessionBudget
+      const parameters = { id, userId, data: JSON.stringify(data), expiresAt }
+      this.settle(
+        insertVisitorSession(this.asyncCommitDb, {
+          ...parameters,
+          counterKey: visitorCounter,
+          budget: perWindow,
+          windowSeconds: windowMs / 1000,
+        }),
+        () => {
+          // Later saves of this session (with a row or without) count no more.
+          this.newVisitors.delete(session)
+          callback()
+        },
+        callback,
+      )
+      return
+    }
+    // The row this session replaces and the counter it clears (see deferToNewSession) go in the same
+    // statement. That row never has a user, so should a crash lose this commit, what comes back is a visitor's
+    // form session, and an attempt still counted, which errs on the safe side.
+    const work = this.firstWriteWork.get(session)
+    const replacedId = work?.replacedId ?? undefined
+    const counterKey = work?.counterKey ?? undefined
+    const insert = insertSession[anonymous]?.[replacedId === undefined ? 0 : 1]?.[counterKey === undefined ? 0 : 1]
+    if (!insert) {
+      callback(new Error('no prepared session insert for this variant'))
+      return
+    }
     this.settle(
-      insert(this.asyncCommitDb, { id, userId, data: JSON.stringify(data), expiresAt, replacedId }),
+      insert(this.asyncCommitDb, { id, userId, data: JSON.stringify(data), expiresAt, replacedId, counterKey }),
       () => {
-        this.replacedRows.delete(session)
+        this.firstWriteWork.delete(session)
         callback()
       },
       callback,
@@ -259,37 +349,39 @@ export class KyselySessionStore implements SessionStore {
   }
 
   /**
-   * For a log-in or sign-up from an anonymous session (a visitor's form session): its row is deleted by the
-   * statement that first writes the new session, instead of by a DELETE of its own when regenerate() destroys
-   * it. One round trip and one commit fewer per log-in, and the swap is atomic. Only for a session without a
-   * user: should the new session never be written (the request failed after regenerate), the old row lives
-   * on until its anonymous expiry, and it opens nothing. Call right before regenerating; the returned
-   * function withdraws the request if regenerate did not reach the store.
+   * For a log-in or sign-up, right before regenerate(): work for the statement that first writes the new
+   * session, instead of statements of their own. `replaceRow` (only for a session without a user, a visitor's
+   * form session): its row is deleted there rather than by regenerate()'s own DELETE; should the new session
+   * never be written (the request failed after regenerate), the old row lives on until its anonymous expiry,
+   * and it opens nothing. `counterKey`: the log-in's attempt counter, cleared there. One round trip and one
+   * commit each fewer per log-in, and atomic with the new session. The returned function withdraws the work
+   * if regenerate did not reach the store.
    */
-  deferDeleteUntilReplaced(sessionId: string): () => void {
-    this.deleteWithReplacement.add(sessionId)
-    return () => this.deleteWithReplacement.delete(sessionId)
+  deferToNewSession(sessionId: string, work: DeferredWork): () => void {
+    this.deferred.set(sessionId, work)
+    return () => this.deferred.delete(sessionId)
   }
 
   destroy(sessionId: string, callback: Done): void {
     const id = hashSessionId(sessionId)
-    const deferred = this.deleteWithReplacement.delete(sessionId)
+    const work = this.deferred.get(sessionId)
+    this.deferred.delete(sessionId)
+    const keepRow = work?.replaceRow === true
     const done = (error?: unknown) => {
       // @fastify/session's regenerate() saves its new session from inside this callback (see set).
       this.insideDestroyCallback = true
-      this.rowToReplace = deferred ? id : null
+      this.workForNextSession = work ? { replacedId: keepRow ? id : null, counterKey: work.counterKey ?? null } : null
       try {
         callback(error)
       } finally {
         this.insideDestroyCallback = false
-        // No new session took the row over (not regenerate after all): it is deleted on its own, as usual.
-        if (this.rowToReplace !== null) {
-          this.rowToReplace = null
-          deleteSession(this.db, { id }).catch(this.onCallbackError)
-        }
+        // No new session took the work over (not regenerate after all): the row is deleted on its own, as usual.
+        const untaken = this.workForNextSession
+        this.workForNextSession = null
+        if (untaken?.replacedId) deleteSession(this.db, { id: untaken.replacedId }).catch(this.onCallbackError)
       }
     }
-    this.settle(deferred ? Promise.resolve() : deleteSession(this.db, { id }).then(() => undefined), () => done(), done)
+    this.settle(keepRow ? Promise.resolve() : deleteSession(this.db, { id }).then(() => undefined), () => done(), done)
   }
 
   /** The callback runs once, only after the database has answered; never `.then(cb).catch(cb)`, which can call it twice. */

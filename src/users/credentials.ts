@@ -34,7 +34,3 @@ export function checkCredentials(rawEmail: string, password: string): Credential
   }
   return { ok: true, email, password }
 }
-
-export function normalizeEmail(email: string): string {
-  return email.trim().toLowerCase()
-}

@@ -4,6 +4,7 @@
 
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import createError from '@fastify/error'
 import { hash } from '@node-rs/argon2'
 import { Piscina } from 'piscina'
 import type { HashTask, HashWorkerData } from './hash-worker.js'
@@ -57,7 +58,18 @@ export interface HashThreads {
   threadNice?: number
   /** Threads that keep the normal priority (default none). */
   normalPriorityThreads?: number
+  /** Hashes that may wait for a thread; past this, HashQueueFullError (default: no bound). */
+  maxQueue?: number
+  /** Called once when the queue first refuses a hash, and again only after it has drained (an episode). */
+  onQueueFull?: () => void
 }
+
+/** A log-in or sign-up that would wait behind too many others: refused at once, nothing hashed. */
+export const HashQueueFullError = createError(
+  'GH_HASH_QUEUE_FULL',
+  'gatehouse is very busy right now. Please try again in a few seconds.',
+  503,
+)
 
 /**
  * The app's hashing: the configured parameters, on `maxConcurrent` threads of their own (Piscina). Each
@@ -65,16 +77,23 @@ export interface HashThreads {
  * normal scheduling priority, so a log-in storm always gets a fair share of the CPU; the others run at a
  * low one (nice 19 unless ARGON2_THREAD_NICE says otherwise, see hash-worker.ts) and take only idle cores,
  * so page views do not wait behind them.
- * Hashes beyond `maxConcurrent` wait their turn, in order.
+ * Hashes beyond `maxConcurrent` wait their turn, in order, up to `maxQueue` of them: the work runs off the
+ * event loop, so load shedding never sees it, and an unbounded queue would make every real log-in wait
+ * behind a flood.
  */
 export class PasswordHasher {
   readonly parameters: Argon2Parameters
   readonly #pool: Piscina<HashTask, string | boolean>
+  readonly #capacity: number
+  readonly #onQueueFull: () => void
   #inFlight = 0
+  #refusing = false
 
   constructor(parameters: Argon2Parameters, threads: HashThreads) {
     const { maxConcurrent, threadNice = DEFAULT_HASH_THREAD_NICE, normalPriorityThreads = 0 } = threads
     this.parameters = parameters
+    this.#capacity = maxConcurrent + (threads.maxQueue ?? Number.POSITIVE_INFINITY)
+    this.#onQueueFull = threads.onQueueFull ?? (() => undefined)
     const workerData: HashWorkerData = {
       nice: threadNice,
       normalPriorityThreads,
@@ -90,12 +109,24 @@ export class PasswordHasher {
     })
   }
 
+  /** Every thread busy and the queue at its bound: a new hash would be refused. */
+  get saturated(): boolean {
+    return this.#inFlight >= this.#capacity
+  }
+
   async #run(task: HashTask): Promise<string | boolean> {
+    if (this.saturated) {
+      if (!this.#refusing) this.#onQueueFull()
+      this.#refusing = true
+      throw new HashQueueFullError()
+    }
     this.#inFlight += 1
     try {
       return await this.#pool.run(task)
     } finally {
       this.#inFlight -= 1
+      // The episode ends once everything waiting has been served.
+      if (this.#inFlight === 0) this.#refusing = false
     }
   }
 

@@ -1,12 +1,13 @@
-// All SQL for the users table. Emails compare through PostgreSQL's lower(), the same function the unique index uses.
-import { type Kysely, sql } from 'kysely'
+// All SQL for the users table. Emails compare by their canonical form (src/users/email.ts), which is unique.
+import type { Kysely } from 'kysely'
 import type { Database, Role, User } from '../db/schema.js'
+import { canonicalEmail } from './email.js'
 
 export async function findUserByEmail(db: Kysely<Database>, email: string): Promise<User | null> {
   const user = await db
     .selectFrom('users')
     .selectAll()
-    .where(sql<string>`lower(email)`, '=', sql<string>`lower(${email.trim()})`)
+    .where('email_canonical', '=', canonicalEmail(email))
     .executeTakeFirst()
   return user ?? null
 }
@@ -15,16 +16,12 @@ export async function findUserByEmail(db: Kysely<Database>, email: string): Prom
 export const USER_COLUMNS = [
   'users.id',
   'users.email',
+  'users.email_canonical',
   'users.password_hash',
   'users.role',
   'users.created_at',
   'users.updated_at',
 ] as const
-
-/** A join condition on the user with this email: PostgreSQL's lower(), the function the unique index uses. */
-export function isUserWithEmail(email: unknown) {
-  return sql<boolean>`lower(users.email) = lower(${email})`
-}
 
 /** A `User` from a left join's columns: null when no user matched. Every users column is NOT NULL, so a
  * null id means no match, and a matched row is a whole user. */
@@ -49,8 +46,13 @@ export async function createUser(
 ): Promise<User | null> {
   const user = await db
     .insertInto('users')
-    .values({ email: input.email.trim(), password_hash: input.passwordHash, role: input.role ?? 'user' })
-    .onConflict((oc) => oc.expression(sql`lower(email)`).doNothing())
+    .values({
+      email: input.email.trim(),
+      email_canonical: canonicalEmail(input.email),
+      password_hash: input.passwordHash,
+      role: input.role ?? 'user',
+    })
+    .onConflict((oc) => oc.column('email_canonical').doNothing())
     .returningAll()
     .executeTakeFirst()
   return user ?? null
@@ -61,7 +63,7 @@ export async function setUserRole(db: Kysely<Database>, email: string, role: Rol
   const user = await db
     .updateTable('users')
     .set({ role, updated_at: new Date() })
-    .where(sql<string>`lower(email)`, '=', sql<string>`lower(${email.trim()})`)
+    .where('email_canonical', '=', canonicalEmail(email))
     .returningAll()
     .executeTakeFirst()
   return user ?? null

@@ -1,5 +1,6 @@
 // Builds the app exactly as the server does (same loadConfig, same buildApp), listening on a free
 // loopback port, on a fresh database of its own.
+import { createHmac, hkdfSync } from 'node:crypto'
 import { Writable } from 'node:stream'
 import { after } from 'node:test'
 import type { FastifyInstance } from 'fastify'
@@ -16,6 +17,13 @@ import { createTestDatabase, type TestDatabase } from '../../support/test-databa
 
 export const TEST_SECRET = 'test-secret-that-is-at-least-32-characters-long'
 export const PASSWORD = 'correct horse battery staple'
+
+/** SECURITY.md's email digest, computed here on its own: HMAC-SHA-256 of the trimmed, lower-cased email under
+ * a key derived (HKDF-SHA-256, info "gatehouse email digest") from the first SESSION_SECRET. */
+export function keyedEmailDigest(email: string, secret = TEST_SECRET): string {
+  const key = Buffer.from(hkdfSync('sha256', secret, '', 'gatehouse email digest', 32))
+  return createHmac('sha256', key).update(email.trim().toLowerCase()).digest('hex')
+}
 
 export interface TestApp {
   app: FastifyInstance

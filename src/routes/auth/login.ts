@@ -55,7 +55,7 @@ export default async function loginRoutes(app: FastifyInstance) {
         const result = logInResultOf(info)
         switch (result.outcome) {
           case 'logged-in': {
-            await request.startSession(result.user)
+            await request.startSession(result.user, { clearCounter: result.counterKey })
             logAuthEvent(request, 'login', { userId: result.user.id }, result.rehashed ? { rehashed: true } : {})
             return reply.redirect(nextOf(request) ?? '/profile', 303)
           }
