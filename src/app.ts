@@ -1,5 +1,4 @@
 // buildApp(config): the whole service, used alike by the server, the tests and the benchmarks.
-import fastifyAccepts from '@fastify/accepts'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { AppConfig } from './config.js'
 import type { Commits } from './db/database.js'
@@ -147,7 +146,6 @@ export async function buildApp(config: AppConfig, options: BuildAppOptions = {})
     // After the database opens (PGlite's start blocks the event loop for seconds, which is not overload),
     // before the session plugin (whose hooks read the database): a shed request costs no database work.
     await app.register(loadSheddingPlugin, config.overload)
-    await app.register(fastifyAccepts)
     await app.register(securityHeadersPlugin, { https: config.cookies.secure })
     // At the root: pages render in their context, and a bad URL's 400 page before any context is entered.
     await app.register(templatesPlugin, { cacheTemplates: config.server.env !== 'development' })

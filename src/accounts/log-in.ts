@@ -28,8 +28,6 @@ export type LogInResult =
   /** Too many attempts for this account or email lately: refused whatever the password. */
   | { outcome: 'throttled' }
 
-export type LogInOutcome = LogInResult['outcome']
-
 /** `email` as typed, once it has passed the input rules (see users/credentials.ts). */
 export async function logIn(deps: LogInDependencies, email: string, password: string): Promise<LogInResult> {
   // A refusal for a full hashing queue should not cost the account one of its attempts.

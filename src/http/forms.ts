@@ -87,7 +87,8 @@ export interface FormState {
   fieldErrors: Record<string, string>
 }
 
-function hasSession(request: FastifyRequest): boolean {
+/** False where no session exists (a request the session plugin does not see, or one dropped on an outage). */
+export function hasSession(request: FastifyRequest): boolean {
   return typeof request.session?.get === 'function'
 }
 

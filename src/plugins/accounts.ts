@@ -1,4 +1,4 @@
-// Accounts: the password hasher and the account decisions (log-in, sign-up) bound to this app's database
+// Accounts: the password hasher's owner and the account decisions (log-in, sign-up) bound to this app's database
 // and throttle, so the forms, and later the API, call the same code.
 import fp from 'fastify-plugin'
 import { type LogInResult, logIn } from '../accounts/log-in.js'
@@ -7,7 +7,6 @@ import type { Config } from '../config.js'
 import { PasswordHasher } from '../users/passwords.js'
 
 export interface Accounts {
-  hasher: PasswordHasher
   logIn(email: string, password: string): Promise<LogInResult>
   signUp(email: string, password: string): Promise<SignUpResult>
 }
@@ -31,7 +30,6 @@ export default fp<Config['hashing']>(
     app.addHook('onClose', () => hasher.close())
     const deps = { db: app.db, hasher, throttle: app.loginThrottle }
     app.decorate('accounts', {
-      hasher,
       logIn: (email, password) => logIn(deps, email, password),
       signUp: (email, password) => signUp(deps, email, password),
     } satisfies Accounts)

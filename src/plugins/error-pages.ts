@@ -2,7 +2,6 @@
 // throttled form shown again with its 429. For assets and /healthz, which have no templates or session: a
 // short plain answer (plainErrorHandler). For a URL the router cannot decode, answered before any plugin
 // runs: the same error page, with the headers the plugins would have set (answerFrameworkError).
-import accepts from 'accepts'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { isDatabaseUnavailable } from '../db/availability.js'
@@ -60,7 +59,7 @@ export async function plainErrorHandler(error: FastifyError, request: FastifyReq
 /**
  * Fastify's `frameworkErrors`: a URL the router cannot decode (FST_ERR_BAD_URL: `/%`, `/%zz`) gets the 400
  * page rather than Fastify's JSON, which echoes the path. Its request and reply are bare (no hook ran, no
- * decorator), so the security headers, the Accept header and the page come from the root `app` here.
+ * decorator), so the security headers and the page come from the root `app` here.
  */
 export async function answerFrameworkError(
   app: FastifyInstance,
@@ -73,7 +72,7 @@ export async function answerFrameworkError(
   else request.log.info({ code: error.code, status }, error.message)
   const page = errorPage(status, error)
   reply.code(status).headers(app.securityHeaders).header('cache-control', 'no-store')
-  if (accepts(request.raw).type(['html', 'json']) === 'json') {
+  if (prefersJson(request)) {
     reply.send({ error: page.message })
     return
   }
@@ -104,18 +103,19 @@ export default fp(
       const status = unavailable ? 503 : statusOf(error)
       // Shed by load-shedding (503 and Retry-After already set): logging each one would add to the load.
       const overloaded = error.code === 'FST_UNDER_PRESSURE'
-      // The hashing queue logs once per episode itself (see PasswordHasher).
+      // The hashing queue logs once per episode itself (see PasswordHasher), load shedding by its own rules.
       const hashQueueFull = error.code === 'GH_HASH_QUEUE_FULL'
+      if (unavailable || hashQueueFull) reply.header('retry-after', String(RETRY_AFTER_SECONDS))
       if (unavailable) {
         // One log line per outage, not one per request.
         app.dbAvailability.reportUnavailable(error)
-        reply.header('retry-after', String(RETRY_AFTER_SECONDS))
         // A session changed before the failure (a form's CSRF secret) would be saved again as this page
         // leaves, fail again, and end in Fastify's bare fallback answer: let this page go without it.
         Reflect.set(request, 'session', null)
-      } else if (hashQueueFull) reply.header('retry-after', String(RETRY_AFTER_SECONDS))
-      else if (status >= 500 && !overloaded) request.log.error({ err: error }, 'request failed')
-      else if (!overloaded) request.log.info({ code: error.code, status }, error.message)
+      } else if (!hashQueueFull && !overloaded) {
+        if (status >= 500) request.log.error({ err: error }, 'request failed')
+        else request.log.info({ code: error.code, status }, error.message)
+      }
       const page = overloaded ? OVERLOADED_PAGE : errorPage(status, error)
       reply.code(status)
       if (prefersJson(request)) return reply.send({ error: page.message })

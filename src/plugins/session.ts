@@ -69,7 +69,7 @@ export default fp<SessionPluginOptions>(
       // Restored from its row (with the current secret, or an older one of SESSION_SECRET)?
       const signedWithCurrent = cookie === session.encryptedSessionId
       if (cookie === undefined || (!signedWithCurrent && signer.unsign(cookie).value !== session.sessionId)) {
-        store.noteNewVisitor(session, addressBudgetKey(request.ip))
+        store.noteNewVisitor(session, () => addressBudgetKey(request.ip))
         return
       }
       store.markLoaded(session)

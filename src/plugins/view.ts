@@ -9,9 +9,9 @@ import fs from 'node:fs'
 import path from 'node:path'
 import fastifyView from '@fastify/view'
 import { Eta } from 'eta'
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyReply } from 'fastify'
 import fp from 'fastify-plugin'
-import { type FormState, takeFormState } from '../http/forms.js'
+import { type FormState, hasSession, takeFormState } from '../http/forms.js'
 import { TEMPLATES_DIR } from '../paths.js'
 import type { AuthUser } from '../users/auth-user.js'
 
@@ -38,10 +38,6 @@ declare module 'fastify' {
     /** Renders `templates/<template>.eta` inside the layout and sends it, with this request's layout state. */
     render(template: string, data?: Record<string, unknown>, options?: RenderOptions): Promise<FastifyReply>
   }
-}
-
-function hasSession(request: FastifyRequest): boolean {
-  return typeof request.session?.get === 'function'
 }
 
 /** Compiles every `.eta` file under `dir` into `eta`, named `@` and its path: `@partials/csrf.eta`. */

@@ -218,8 +218,8 @@ export class KyselySessionStore implements SessionStore {
     private readonly newSessionBudget: NewSessionBudget | null = null,
   ) {}
 
-  /** New visitors' sessions, by the counter of their client address's budget (see noteNewVisitor). */
-  private readonly newVisitors = new WeakMap<object, string>()
+  /** New visitors' sessions, with how to name their client address's budget (see noteNewVisitor). */
+  private readonly newVisitors = new WeakMap<object, () => string>()
 
   /** True while a destroy's callback runs: a set from inside it is regenerate()'s (see set). */
   private insideDestroyCallback = false
@@ -255,9 +255,10 @@ export class KyselySessionStore implements SessionStore {
    * client address's key. Should the request put anything in it (a CSRF secret for a form, a flash), its first
    * save counts against that address's budget, and past the budget writes no row: a flood of cookieless
    * requests cannot fill the table. Such a visitor's form then expires (403) until the window ends.
+   * `addressKey` is called only then: most new visitors' sessions are never saved.
    */
-  noteNewVisitor(session: object, addressKey: string): void {
-    if (this.newSessionBudget) this.newVisitors.set(session, `rate:${addressKey}new-sessions`)
+  noteNewVisitor(session: object, addressKey: () => string): void {
+    if (this.newSessionBudget) this.newVisitors.set(session, addressKey)
   }
 
   /** Called for a session its request restored from a row: saves then patch that row, never re-create it. */
@@ -307,14 +308,14 @@ export class KyselySessionStore implements SessionStore {
     }
 
     // A new visitor's first session counts against its address's budget in the statement that writes it.
-    const visitorCounter = this.newVisitors.get(session)
-    if (visitorCounter !== undefined && this.newSessionBudget && anonymous === 1) {
+    const visitorAddress = this.newVisitors.get(session)
+    if (visitorAddress !== undefined && this.newSessionBudget && anonymous === 1) {
       const { perWindow, windowMs } = this.newSessionBudget
       const parameters = { id, userId, data: JSON.stringify(data), expiresAt }
       this.settle(
         insertVisitorSession(this.asyncCommitDb, {
           ...parameters,
-          counterKey: visitorCounter,
+          counterKey: `rate:${visitorAddress()}new-sessions`,
           budget: perWindow,
           windowSeconds: windowMs / 1000,
         }),

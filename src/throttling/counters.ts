@@ -43,12 +43,6 @@ export async function incrementCounter(db: Kysely<Database>, key: string, window
   return { count: row.count, ttlMs: Number(row.ttl_ms) }
 }
 
-const reset = prepareStatement((db, p: { key: string }) => deleteCounter(db, p.key))
-
-export async function resetCounter(db: Kysely<Database>, key: string): Promise<void> {
-  await reset(db, { key })
-}
-
 export async function pruneExpiredCounters(db: Kysely<Database>): Promise<number> {
   const result = await db.deleteFrom('auth_counters').where('window_ends_at', '<=', sql<Date>`now()`).executeTakeFirst()
   return Number(result.numDeletedRows)
