@@ -1,6 +1,8 @@
+// Timing comparisons: run by `npm test` after the other files, alone, since a test file busy beside them on
+// two cores would measure the neighbour, not the hashing.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { createTestUser, startTestApp, type TestApp, uniqueEmail } from './helpers/app.js'
+import { createTestUser, startTestApp, type TestApp, uniqueEmail } from '../helpers/app.js'
 
 // Throttling would answer before any hashing; this file is about the hashing alone. Every hashing thread at
 // the normal priority: the two kinds of request alternate, and so may the threads they land on, so with one
