@@ -2,6 +2,7 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { AppConfig } from './config.js'
 import type { Commits } from './db/database.js'
+import { serializeRequest } from './http/log-redaction.js'
 import accountsPlugin from './plugins/accounts.js'
 import authPlugin from './plugins/auth.js'
 import dbPlugin from './plugins/db.js'
@@ -9,6 +10,7 @@ import errorPagesPlugin, { answerFrameworkError, plainErrorHandler } from './plu
 import flashPlugin from './plugins/flash.js'
 import formsPlugin from './plugins/forms.js'
 import loadSheddingPlugin from './plugins/load-shedding.js'
+import mailPlugin from './plugins/mail.js'
 import pageGuardsPlugin from './plugins/page-guards.js'
 import securityHeadersPlugin from './plugins/security-headers.js'
 import sessionPlugin from './plugins/session.js'
@@ -17,8 +19,10 @@ import throttlingPlugin from './plugins/throttling.js'
 import viewPlugin, { templatesPlugin } from './plugins/view.js'
 import adminRoutes from './routes/admin.js'
 import authRoutes from './routes/auth/index.js'
+import emailConfirmationRoutes from './routes/email-confirmation.js'
 import healthRoutes from './routes/health.js'
 import homeRoutes from './routes/home.js'
+import passwordResetRoutes from './routes/password-reset.js'
 import profileRoutes from './routes/profile.js'
 
 export type { AppConfig } from './config.js'
@@ -33,10 +37,30 @@ export interface BuildAppOptions {
   onQuery?: (sql: string, commits: Commits) => void
 }
 
+/**
+ * In development on a terminal, log lines are pretty-printed (a logged message reads as a message); anywhere
+ * else, and always in production, they stay one JSON object a line. pino-pretty is a development
+ * dependency: where it is not installed, the lines stay JSON.
+ */
+function prettyTransport(config: AppConfig, options: BuildAppOptions) {
+  if (options.logStream || config.server.env === 'production' || !process.stdout.isTTY) return {}
+  try {
+    import.meta.resolve('pino-pretty')
+  } catch {
+    return {}
+  }
+  return {
+    transport: { target: 'pino-pretty', options: { translateTime: 'HH:MM:ss Z', ignore: 'pid,hostname' } },
+  }
+}
+
 function loggerOptions(config: AppConfig, options: BuildAppOptions): FastifyServerOptions['logger'] {
   return {
     level: config.server.logLevel,
     ...(options.logStream ? { stream: options.logStream } : {}),
+    ...prettyTransport(config, options),
+    // A mailed link's token never reaches the request lines (see log-redaction.ts).
+    serializers: { req: serializeRequest },
     redact: {
       paths: [
         'req.headers.cookie',
@@ -45,6 +69,7 @@ function loggerOptions(config: AppConfig, options: BuildAppOptions): FastifyServ
         'res.headers["set-cookie"]',
         'body.password',
         'body._csrf',
+        'body.token',
       ],
       censor: '[redacted]',
     },
@@ -80,6 +105,11 @@ async function pagesContext(app: FastifyInstance): Promise<void> {
   await app.register(authRoutes)
   await app.register(profileRoutes)
   await app.register(adminRoutes)
+  // Without mail (production without SMTP_URL) these pages do not exist: 404, and nothing links to them.
+  if (app.mail.enabled) {
+    await app.register(passwordResetRoutes)
+    await app.register(emailConfirmationRoutes)
+  }
 }
 
 /**
@@ -98,7 +128,12 @@ async function sessionContext(app: FastifyInstance, config: AppConfig): Promise<
   await app.register(flashPlugin)
   // The first secret keys the email digests: see SECURITY.md for what a rotation does to them.
   await app.register(throttlingPlugin, { ...config.throttling, digestSecret: config.session.secrets[0] ?? '' })
-  await app.register(accountsPlugin, config.hashing)
+  await app.register(mailPlugin, { ...config.mail, secrets: config.session.secrets })
+  await app.register(accountsPlugin, {
+    ...config.hashing,
+    requireConfirmation: config.mail.requireConfirmation,
+    pruneIntervalMs: config.throttling.pruneIntervalMs,
+  })
   await app.register(authPlugin)
   await app.register(pagesContext)
 }

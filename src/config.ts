@@ -60,17 +60,26 @@ const TrustProxySchema = z
     return entries
   })
 
-const DatabaseUrlSchema = z
-  .string()
-  .trim()
-  .refine((value) => {
-    try {
-      const url = new URL(value)
-      return (url.protocol === 'postgres:' || url.protocol === 'postgresql:') && url.hostname !== ''
-    } catch {
-      return false
-    }
-  }, 'must be a URL of the form postgres://user:password@host:5432/database')
+/** A URL of one of `protocols` (with their colon) that names a host; the refusal never echoes the value,
+ * which may hold a password. */
+function urlOf(protocols: readonly string[], message: string) {
+  return z
+    .string()
+    .trim()
+    .refine((value) => {
+      try {
+        const url = new URL(value)
+        return protocols.includes(url.protocol) && url.hostname !== ''
+      } catch {
+        return false
+      }
+    }, message)
+}
+
+const DatabaseUrlSchema = urlOf(
+  ['postgres:', 'postgresql:'],
+  'must be a URL of the form postgres://user:password@host:5432/database',
+)
 
 // Read by several groups: production changes the defaults of secrets and cookies.
 const NodeEnvSchema = z.enum(['development', 'production', 'test']).default('development')
@@ -194,6 +203,87 @@ const OverloadSchema = z
   // Load-shedding thresholds; 0 turns a check off.
   .transform((v) => ({ maxEventLoopDelayMs: v.OVERLOAD_MAX_EVENT_LOOP_DELAY_MS, maxHeapMb: v.OVERLOAD_MAX_HEAP_MB }))
 
+const SmtpUrlSchema = urlOf(
+  ['smtp:', 'smtps:'],
+  'must be a URL of the form smtp://user:password@host:587 or smtps://user:password@host:465',
+)
+
+/** PUBLIC_URL: an origin (scheme, host, port), to which every link in a message is relative. */
+const PublicUrlSchema = z
+  .string()
+  .trim()
+  .transform((value, ctx) => {
+    let url: URL
+    try {
+      url = new URL(value)
+    } catch {
+      url = new URL('invalid:')
+    }
+    const isOrigin =
+      (url.protocol === 'http:' || url.protocol === 'https:') &&
+      url.hostname !== '' &&
+      url.username === '' &&
+      url.password === '' &&
+      (url.pathname === '/' || url.pathname === '') &&
+      url.search === '' &&
+      url.hash === ''
+    if (!isOrigin) {
+      ctx.addIssue({ code: 'custom', message: 'must be an origin like https://auth.example.com (no path)' })
+      return z.NEVER
+    }
+    return url.origin
+  })
+
+const BooleanSchema = z
+  .enum(['true', 'false'], { message: 'must be true or false' })
+  .transform((value) => value === 'true')
+
+/** Where messages go: an SMTP server, the log (development's mailbox), or nowhere (production without SMTP). */
+export type MailMode = 'smtp' | 'log' | 'off'
+
+const MailSchema = z
+  .object({
+    NODE_ENV: NodeEnvSchema,
+    PORT: integerIn(0, 65535).default(3000),
+    PUBLIC_URL: PublicUrlSchema.optional(),
+    SMTP_URL: SmtpUrlSchema.optional(),
+    MAIL_FROM: z.string().trim().min(1).optional(),
+    REQUIRE_EMAIL_CONFIRMATION: BooleanSchema.default(false),
+    // How often each instance looks for messages due (its own requests wake it at once), and the first
+    // retry's delay, which doubles with each failure up to an hour.
+    MAIL_POLL_SECONDS: positiveNumber().default(5),
+    MAIL_RETRY_SECONDS: positiveNumber().default(15),
+  })
+  .transform((v, ctx) => {
+    const production = v.NODE_ENV === 'production'
+    const mode: MailMode = v.SMTP_URL ? 'smtp' : production ? 'off' : 'log'
+    if (production && mode === 'smtp' && !v.PUBLIC_URL?.startsWith('https://')) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['PUBLIC_URL'],
+        message:
+          'must be set to the https:// origin of the service in production when SMTP_URL is set (links in messages start with it)',
+      })
+    }
+    if (mode === 'off' && v.REQUIRE_EMAIL_CONFIRMATION) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['REQUIRE_EMAIL_CONFIRMATION'],
+        message: 'cannot be true while mail is off (set SMTP_URL): nobody could confirm an address',
+      })
+    }
+    const publicUrl = v.PUBLIC_URL ?? `http://localhost:${v.PORT}`
+    return {
+      mode,
+      smtpUrl: v.SMTP_URL ?? null,
+      publicUrl,
+      from: v.MAIL_FROM ?? `gatehouse <no-reply@${new URL(publicUrl).hostname}>`,
+      requireConfirmation: v.REQUIRE_EMAIL_CONFIRMATION,
+      pollIntervalMs: v.MAIL_POLL_SECONDS * 1000,
+      retryBaseMs: v.MAIL_RETRY_SECONDS * 1000,
+    }
+  })
+
 /** Each group reads the whole environment and keeps its own variables. */
 const ConfigSchema = z.object({
   server: ServerSchema,
@@ -203,6 +293,7 @@ const ConfigSchema = z.object({
   hashing: HashingSchema,
   throttling: ThrottlingSchema,
   overload: OverloadSchema,
+  mail: MailSchema,
 })
 
 export type Config = z.output<typeof ConfigSchema>

@@ -57,6 +57,28 @@ test('defaults follow the contract', () => {
   assert.equal(config.session.secrets, null)
 })
 
+test('mail: development writes to the log, production without SMTP_URL is off, SMTP_URL sends', () => {
+  const development = loadConfig({}).mail
+  assert.equal(development.mode, 'log')
+  assert.equal(development.publicUrl, 'http://localhost:3000')
+  assert.equal(development.from, 'gatehouse <no-reply@localhost>')
+  assert.equal(development.requireConfirmation, false)
+  assert.equal(loadConfig({ PORT: '8080' }).mail.publicUrl, 'http://localhost:8080')
+  assert.equal(loadConfig({ NODE_ENV: 'production', SESSION_SECRET: SECRET }).mail.mode, 'off')
+  const smtp = loadConfig({
+    NODE_ENV: 'production',
+    SESSION_SECRET: SECRET,
+    SMTP_URL: 'smtps://user:pass@mail.example.com:465',
+    PUBLIC_URL: 'https://auth.example.com:8443/',
+    REQUIRE_EMAIL_CONFIRMATION: 'true',
+  }).mail
+  assert.equal(smtp.mode, 'smtp')
+  assert.equal(smtp.publicUrl, 'https://auth.example.com:8443', 'an origin, without its trailing slash')
+  assert.equal(smtp.from, 'gatehouse <no-reply@auth.example.com>', 'the host of PUBLIC_URL, without the port')
+  assert.equal(smtp.requireConfirmation, true)
+  assert.equal(loadConfig({ MAIL_FROM: 'Support <help@example.com>' }).mail.from, 'Support <help@example.com>')
+})
+
 test('production makes cookies Secure unless COOKIE_SECURE says otherwise', () => {
   assert.equal(loadConfig({ NODE_ENV: 'production', SESSION_SECRET: SECRET }).cookies.secure, true)
   assert.equal(
@@ -95,6 +117,27 @@ for (const [name, env, variable] of [
   ['an unknown LOG_LEVEL', { LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
   ['a zero SESSION_IDLE_HOURS', { SESSION_IDLE_HOURS: '0' }, 'SESSION_IDLE_HOURS'],
   ['an unknown NODE_ENV', { NODE_ENV: 'staging' }, 'NODE_ENV'],
+  ['a PUBLIC_URL that is not a URL', { PUBLIC_URL: 'gatehouse.example' }, 'PUBLIC_URL'],
+  ['a PUBLIC_URL with a path', { PUBLIC_URL: 'https://example.com/auth' }, 'PUBLIC_URL'],
+  ['a PUBLIC_URL of another scheme', { PUBLIC_URL: 'ftp://example.com' }, 'PUBLIC_URL'],
+  ['an SMTP_URL of another scheme', { SMTP_URL: 'http://mail.example.com' }, 'SMTP_URL'],
+  ['an SMTP_URL without a host', { SMTP_URL: 'smtp://' }, 'SMTP_URL'],
+  [
+    'mail in production with an http PUBLIC_URL',
+    { NODE_ENV: 'production', SESSION_SECRET: SECRET, SMTP_URL: 'smtp://mail:25', PUBLIC_URL: 'http://a.example' },
+    'PUBLIC_URL',
+  ],
+  [
+    'mail in production without PUBLIC_URL',
+    { NODE_ENV: 'production', SESSION_SECRET: SECRET, SMTP_URL: 'smtp://mail:25' },
+    'PUBLIC_URL',
+  ],
+  [
+    'required confirmation with mail off',
+    { NODE_ENV: 'production', SESSION_SECRET: SECRET, REQUIRE_EMAIL_CONFIRMATION: 'true' },
+    'REQUIRE_EMAIL_CONFIRMATION',
+  ],
+  ['an unknown REQUIRE_EMAIL_CONFIRMATION', { REQUIRE_EMAIL_CONFIRMATION: 'yes' }, 'REQUIRE_EMAIL_CONFIRMATION'],
 ] as const) {
   test(`configuration refuses ${name}, naming ${variable}`, () => {
     assert.throws(
@@ -109,6 +152,16 @@ for (const [name, env, variable] of [
   ['a short secret in production', { NODE_ENV: 'production', SESSION_SECRET: 'short' }, 'SESSION_SECRET'],
   ['a missing secret in production', { NODE_ENV: 'production' }, 'SESSION_SECRET'],
   ['a malformed DATABASE_URL', { DATABASE_URL: 'postgres//nohost' }, 'DATABASE_URL'],
+  [
+    'mail in production with an http PUBLIC_URL',
+    {
+      NODE_ENV: 'production',
+      SESSION_SECRET: SECRET,
+      SMTP_URL: 'smtp://127.0.0.1:2525',
+      PUBLIC_URL: 'http://x.example',
+    },
+    'PUBLIC_URL',
+  ],
 ] as const) {
   test(`the server refuses to start with ${name}: exit 1 and one line naming ${variable}`, async () => {
     const result = await startServer({ ...env, DATA_DIR: tempDir('gatehouse-config') })

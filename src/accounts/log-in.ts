@@ -2,15 +2,19 @@
 // passport-local), and later the JSON API and the second-factor step, map the answer to a page or a body.
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/schema.js'
+import { deleteCounter } from '../throttling/counters.js'
 import type { LoginThrottle } from '../throttling/login-throttle.js'
 import { type AuthUser, toAuthUser } from '../users/auth-user.js'
 import { HashQueueFullError, type PasswordHasher } from '../users/passwords.js'
 import { updatePasswordHash } from '../users/repository.js'
+import { type EmailConfirmationDependencies, queueConfirmation } from './email-confirmation.js'
 
-export interface LogInDependencies {
+export interface LogInDependencies extends EmailConfirmationDependencies {
   db: Kysely<Database>
   hasher: PasswordHasher
   throttle: LoginThrottle
+  /** REQUIRE_EMAIL_CONFIRMATION: an unconfirmed account is refused, the right password notwithstanding. */
+  requireConfirmation: boolean
 }
 
 /** Callers switch on `outcome`; a new answer (disabled, unconfirmed, second factor) is a new member here. */
@@ -27,6 +31,9 @@ export type LogInResult =
   | { outcome: 'invalid' }
   /** Too many attempts for this account or email lately: refused whatever the password. */
   | { outcome: 'throttled' }
+  /** The right password, but the address is not confirmed while confirmation is required: a fresh link is
+   * on its way (within the hourly limit). Told only after the right password. */
+  | { outcome: 'unconfirmed'; user: AuthUser }
 
 /** `email` as typed, once it has passed the input rules (see users/credentials.ts). */
 export async function logIn(deps: LogInDependencies, email: string, password: string): Promise<LogInResult> {
@@ -39,6 +46,13 @@ export async function logIn(deps: LogInDependencies, email: string, password: st
   const user = attempt.user
   const matches = await verifyAtFullCost(deps.hasher, user?.password_hash ?? null, password)
   if (!user || !matches) return { outcome: 'invalid' }
+  if (deps.requireConfirmation && user.email_confirmed_at === null) {
+    // The right password: its attempts are not failures, or confirming would end in a lock-out.
+    await deleteCounter(deps.db, attempt.counterKey).execute()
+    await queueConfirmation(deps, deps.db, user)
+    deps.mail.wake()
+    return { outcome: 'unconfirmed', user: toAuthUser(user) }
+  }
   // The only moment we hold the plain password: upgrade a hash made with weaker parameters.
   const rehashed = deps.hasher.needsRehash(user.password_hash)
   if (rehashed) await updatePasswordHash(deps.db, user.id, await deps.hasher.hash(password))

@@ -96,7 +96,7 @@ runCli(async () => {
     const passwordHash = await hashPassword(check.password, config.hashing.argon2)
     await withDatabase(config, async ({ db }) => {
       await migrateToLatest(db)
-      const user = await createUser(db, { email: check.email, passwordHash, role })
+      const user = await createUser(db, { email: check.email, passwordHash, role, emailConfirmed: true })
       if (!user) throw new RefusalError(`A user with the email ${check.email} already exists.`)
       console.log(`Created ${user.role} ${user.email} (id ${user.id}).`)
     })

@@ -2,7 +2,16 @@
 // address.
 import type { FastifyRequest } from 'fastify'
 
-export type AuthEvent = 'signup' | 'login' | 'login_failed' | 'login_throttled' | 'logout'
+export type AuthEvent =
+  | 'signup'
+  | 'login'
+  | 'login_failed'
+  | 'login_throttled'
+  | 'logout'
+  | 'password_reset_requested'
+  | 'password_reset'
+  | 'email_confirmation_requested'
+  | 'email_confirmed'
 
 export function logAuthEvent(
   request: FastifyRequest,

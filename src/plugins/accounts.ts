@@ -1,14 +1,27 @@
 // Accounts: the password hasher's owner and the account decisions (log-in, sign-up) bound to this app's database
 // and throttle, so the forms, and later the API, call the same code.
 import fp from 'fastify-plugin'
+import { pruneExpiredTokens } from '../accounts/account-tokens.js'
+import { confirmEmail, queueConfirmation } from '../accounts/email-confirmation.js'
 import { type LogInResult, logIn } from '../accounts/log-in.js'
+import { isResetLinkLive, type ResetResult, requestPasswordReset, resetPassword } from '../accounts/password-reset.js'
 import { type SignUpResult, signUp } from '../accounts/sign-up.js'
 import type { Config } from '../config.js'
+import { repeatWhileRunning } from '../periodic.js'
+import type { AuthUser } from '../users/auth-user.js'
 import { PasswordHasher } from '../users/passwords.js'
 
 export interface Accounts {
   logIn(email: string, password: string): Promise<LogInResult>
   signUp(email: string, password: string): Promise<SignUpResult>
+  /** Mail on only (the routes are not registered otherwise). Returns whether a link was queued. */
+  requestPasswordReset(email: string): Promise<boolean>
+  isResetLinkLive(token: string): Promise<boolean>
+  resetPassword(token: string, password: string): Promise<ResetResult>
+  /** Queues a new confirmation link for a logged-in user, within the hourly limit. */
+  resendConfirmation(user: AuthUser): Promise<boolean>
+  /** The confirmed user's id, or null when the link does not work. */
+  confirmEmail(token: string): Promise<number | null>
 }
 
 declare module 'fastify' {
@@ -17,7 +30,9 @@ declare module 'fastify' {
   }
 }
 
-export default fp<Config['hashing']>(
+export type AccountsOptions = Config['hashing'] & { requireConfirmation: boolean; pruneIntervalMs: number }
+
+export default fp<AccountsOptions>(
   async function accountsPlugin(app, options) {
     const hasher = new PasswordHasher(options.argon2, {
       ...options,
@@ -28,11 +43,33 @@ export default fp<Config['hashing']>(
         ),
     })
     app.addHook('onClose', () => hasher.close())
-    const deps = { db: app.db, hasher, throttle: app.loginThrottle }
+    const deps = {
+      db: app.db,
+      hasher,
+      throttle: app.loginThrottle,
+      mail: app.mail,
+      emailDigest: app.emailDigest,
+      requireConfirmation: options.requireConfirmation,
+    }
     app.decorate('accounts', {
       logIn: (email, password) => logIn(deps, email, password),
       signUp: (email, password) => signUp(deps, email, password),
+      requestPasswordReset: (email) => requestPasswordReset(deps, email),
+      isResetLinkLive: (token) => isResetLinkLive(deps, token),
+      resetPassword: (token, password) => resetPassword(deps, token, password),
+      resendConfirmation: async (user) => {
+        const queued = await queueConfirmation(deps, app.db, user)
+        app.mail.wake()
+        return queued
+      },
+      confirmEmail: (token) => confirmEmail(app.db, token),
     } satisfies Accounts)
+
+    repeatWhileRunning(app, {
+      name: 'pruning expired links',
+      intervalMs: options.pruneIntervalMs,
+      run: () => pruneExpiredTokens(app.db),
+    })
   },
-  { name: 'accounts', dependencies: ['db', 'throttling'] },
+  { name: 'accounts', dependencies: ['db', 'throttling', 'mail'] },
 )

@@ -7,6 +7,7 @@ import fp from 'fastify-plugin'
 import { isDatabaseUnavailable } from '../db/availability.js'
 import { TOO_MANY_ATTEMPTS, TooManyAttemptsError } from '../http/errors.js'
 import { refuseThrottled } from '../http/forms.js'
+import { withoutLinkTokens } from '../http/log-redaction.js'
 import { prefersJson } from '../http/negotiation.js'
 import { RETRY_AFTER_SECONDS } from './load-shedding.js'
 
@@ -69,7 +70,7 @@ export async function answerFrameworkError(
 ): Promise<void> {
   const status = statusOf(error)
   if (status >= 500) request.log.error({ err: error }, 'request failed')
-  else request.log.info({ code: error.code, status }, error.message)
+  else request.log.info({ code: error.code, status }, withoutLinkTokens(error.message))
   const page = errorPage(status, error)
   reply.code(status).headers(app.securityHeaders).header('cache-control', 'no-store')
   if (prefersJson(request)) {
@@ -114,7 +115,7 @@ export default fp(
         Reflect.set(request, 'session', null)
       } else if (!hashQueueFull && !overloaded) {
         if (status >= 500) request.log.error({ err: error }, 'request failed')
-        else request.log.info({ code: error.code, status }, error.message)
+        else request.log.info({ code: error.code, status }, withoutLinkTokens(error.message))
       }
       const page = overloaded ? OVERLOADED_PAGE : errorPage(status, error)
       reply.code(status)

@@ -28,7 +28,9 @@ export default fp(
       if (request.user) return undefined
       if (prefersJson(request)) return reply.code(401).send({ error: 'You need to log in to see this.' })
       request.flash('info', LOGIN_REQUIRED_FLASH)
-      return reply.redirect(loginPath(safeLocalPath(request.url)), 303)
+      // Only a page can be come back to: after a refused POST, the log-in goes to the profile.
+      const comeBack = request.method === 'GET' || request.method === 'HEAD' ? safeLocalPath(request.url) : null
+      return reply.redirect(loginPath(comeBack), 303)
     })
 
     app.decorate('requireRole', function requireRole(role: Role): Guard {

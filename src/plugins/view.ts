@@ -12,6 +12,7 @@ import { Eta } from 'eta'
 import type { FastifyReply } from 'fastify'
 import fp from 'fastify-plugin'
 import { type FormState, hasSession, takeFormState } from '../http/forms.js'
+import { MAIL_TEMPLATES_DIR } from '../mail/templates.js'
 import { TEMPLATES_DIR } from '../paths.js'
 import type { AuthUser } from '../users/auth-user.js'
 
@@ -40,11 +41,13 @@ declare module 'fastify' {
   }
 }
 
-/** Compiles every `.eta` file under `dir` into `eta`, named `@` and its path: `@partials/csrf.eta`. */
+/** Compiles every `.eta` file under `dir` into `eta`, named `@` and its path: `@partials/csrf.eta`. The
+ * messages' plain-text templates (templates/mail/) are not pages: src/mail/templates.ts has them. */
 function loadTemplates(eta: Eta, dir: string): void {
   for (const entry of fs.readdirSync(dir, { recursive: true, withFileTypes: true })) {
     if (!entry.isFile() || !entry.name.endsWith('.eta')) continue
     const file = path.join(entry.parentPath, entry.name)
+    if (file.startsWith(MAIL_TEMPLATES_DIR + path.sep)) continue
     const name = `@${path.relative(dir, file).split(path.sep).join('/')}`
     eta.loadTemplate(name, fs.readFileSync(file, 'utf8'))
   }

@@ -400,3 +400,9 @@ export async function pruneExpiredSessions(db: Kysely<Database>, now = new Date(
   const result = await db.deleteFrom('sessions').where('expires_at', '<=', now).executeTakeFirst()
   return Number(result.numDeletedRows)
 }
+
+/** Ends every session of a user (a new password): their cookies open nothing from the next request on. */
+export async function deleteSessionsOfUser(db: Kysely<Database>, userId: number): Promise<number> {
+  const result = await db.deleteFrom('sessions').where('user_id', '=', userId).executeTakeFirst()
+  return Number(result.numDeletedRows)
+}

@@ -15,8 +15,10 @@ export type CredentialsCheck =
   | { ok: true; email: string; password: string }
   | { ok: false; message: string; field: CredentialField }
 
-/** Trims the email; returns what is wrong in words a person can act on. */
-export function checkCredentials(rawEmail: string, password: string): CredentialsCheck {
+export type FieldCheck<T> = { ok: true; value: T } | { ok: false; message: string; field: CredentialField }
+
+/** Trims the email; says what is wrong in words a person can act on. */
+export function checkEmail(rawEmail: string): FieldCheck<string> {
   const email = rawEmail.trim()
   if (email === '') return { ok: false, message: 'Please enter your email address.', field: 'email' }
   if (email.length > EMAIL_MAX_LENGTH) {
@@ -25,6 +27,11 @@ export function checkCredentials(rawEmail: string, password: string): Credential
   if (hasControlCharacters(email) || !EMAIL_SHAPE.test(email)) {
     return { ok: false, message: 'Please enter a valid email address, like name@example.com.', field: 'email' }
   }
+  return { ok: true, value: email }
+}
+
+/** A new or typed password: its length, counted in characters. */
+export function checkPassword(password: string): FieldCheck<string> {
   const passwordLength = [...password].length
   if (passwordLength < PASSWORD_MIN_LENGTH) {
     return { ok: false, message: `Passwords are at least ${PASSWORD_MIN_LENGTH} characters.`, field: 'password' }
@@ -32,5 +39,14 @@ export function checkCredentials(rawEmail: string, password: string): Credential
   if (passwordLength > PASSWORD_MAX_LENGTH) {
     return { ok: false, message: `Passwords are at most ${PASSWORD_MAX_LENGTH} characters.`, field: 'password' }
   }
-  return { ok: true, email, password }
+  return { ok: true, value: password }
+}
+
+/** Both rules, the email's first. */
+export function checkCredentials(rawEmail: string, password: string): CredentialsCheck {
+  const email = checkEmail(rawEmail)
+  if (!email.ok) return email
+  const checked = checkPassword(password)
+  if (!checked.ok) return checked
+  return { ok: true, email: email.value, password }
 }

@@ -1,6 +1,7 @@
 // All SQL for the users table. Emails compare by their canonical form (src/users/email.ts), which is unique.
-import type { Kysely } from 'kysely'
+import { type Kysely, sql } from 'kysely'
 import type { Database, Role, User } from '../db/schema.js'
+import type { AuthUser } from './auth-user.js'
 import { canonicalEmail } from './email.js'
 
 export async function findUserByEmail(db: Kysely<Database>, email: string): Promise<User | null> {
@@ -19,30 +20,41 @@ export const USER_COLUMNS = [
   'users.email_canonical',
   'users.password_hash',
   'users.role',
+  'users.email_confirmed_at',
   'users.created_at',
   'users.updated_at',
 ] as const
 
-/** A `User` from a left join's columns: null when no user matched. Every users column is NOT NULL, so a
- * null id means no match, and a matched row is a whole user. */
+/** A `User` from a left join's columns: null when no user matched. The id is NOT NULL, so a null id means
+ * no match, and a matched row is a whole user. */
 export function userFromJoin(row: { [K in keyof User]: User[K] | null }): User | null {
   return row.id === null ? null : (row as User)
 }
 
 /** The users columns an `AuthUser` is made of, for a statement that joins users (the session read). */
-export const AUTH_USER_COLUMNS = ['users.id as userId', 'users.email', 'users.role'] as const
+export const AUTH_USER_COLUMNS = [
+  'users.id as userId',
+  'users.email',
+  'users.role',
+  'users.email_confirmed_at as emailConfirmedAt',
+] as const
 
 /** What a logged-in request knows of its user, from AUTH_USER_COLUMNS of a left join (null: no user). */
-export function authUserFromJoin(row: { userId: number | null; email: string | null; role: Role | null }) {
+export function authUserFromJoin(row: {
+  userId: number | null
+  email: string | null
+  role: Role | null
+  emailConfirmedAt: Date | null
+}): AuthUser | null {
   return row.userId !== null && row.email !== null && row.role !== null
-    ? { id: row.userId, email: row.email, role: row.role }
+    ? { id: row.userId, email: row.email, role: row.role, emailConfirmed: row.emailConfirmedAt !== null }
     : null
 }
 
 /** Null when the email is taken: the unique index decides, so concurrent sign-ups cannot both win. */
 export async function createUser(
   db: Kysely<Database>,
-  input: { email: string; passwordHash: string; role?: Role },
+  input: { email: string; passwordHash: string; role?: Role; emailConfirmed?: boolean },
 ): Promise<User | null> {
   const user = await db
     .insertInto('users')
@@ -51,6 +63,7 @@ export async function createUser(
       email_canonical: canonicalEmail(input.email),
       password_hash: input.passwordHash,
       role: input.role ?? 'user',
+      email_confirmed_at: input.emailConfirmed ? new Date() : null,
     })
     .onConflict((oc) => oc.column('email_canonical').doNothing())
     .returningAll()
@@ -84,4 +97,30 @@ export async function updatePasswordHash(db: Kysely<Database>, id: number, passw
     .set({ password_hash: passwordHash, updated_at: new Date() })
     .where('id', '=', id)
     .execute()
+}
+
+export async function findUserById(db: Kysely<Database>, id: number): Promise<User | null> {
+  const user = await db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst()
+  return user ?? null
+}
+
+/** A new password (a reset link was used): the address the link went to counts as confirmed too, since
+ * only its mailbox could open the link. Returns the user's address, or null when the user is gone. */
+export async function setPasswordFromLink(
+  db: Kysely<Database>,
+  id: number,
+  passwordHash: string,
+  linkEmail: string,
+): Promise<string | null> {
+  const row = await db
+    .updateTable('users')
+    .set({
+      password_hash: passwordHash,
+      updated_at: new Date(),
+      email_confirmed_at: sql<Date | null>`case when email = ${linkEmail} then coalesce(email_confirmed_at, now()) else email_confirmed_at end`,
+    })
+    .where('id', '=', id)
+    .returning('email')
+    .executeTakeFirst()
+  return row?.email ?? null
 }

@@ -1,7 +1,8 @@
 // The pages in a real browser: Debian's chromium, driven by playwright-core (which never downloads one),
 // against the app listening on loopback. Every page visited is checked for Content-Security-Policy
 // violations (the console and the securitypolicyviolation event), for axe-core findings and, at phone
-// width, for sideways scrolling; the page tour saves the screenshots in docs/screenshots/.
+// width, for sideways scrolling; the page tour saves the screenshots in docs/screenshots/. Mail is on (a real
+// SMTP server in the test process, test/helpers/mailbox.ts), so the password reset and confirmation pages are in.
 // Run with `npm run test:e2e`; `npm test` runs it when chromium is installed (scripts/test-e2e.sh).
 import assert from 'node:assert/strict'
 import { existsSync, mkdirSync } from 'node:fs'
@@ -10,7 +11,8 @@ import { fileURLToPath } from 'node:url'
 import axe from 'axe-core'
 import { type BrowserContext, chromium, type Page } from 'playwright-core'
 import { setUserRole } from '../../src/users/repository.js'
-import { countRows, createTestUser, PASSWORD, startTestApp, type TestApp, uniqueEmail } from '../helpers/app.js'
+import { countRows, createTestUser, PASSWORD, signUp, startTestApp, type TestApp, uniqueEmail } from '../helpers/app.js'
+import { pathOf as linkPathOf, type ReceivedMessage, TestMailbox } from '../helpers/mailbox.js'
 import { startThrowawayPostgres, throwawayPostgresUnavailable } from '../helpers/postgres-server.js'
 
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium'
@@ -29,7 +31,15 @@ if (!existsSync(CHROMIUM)) {
   throw new Error(`chromium not found at ${CHROMIUM}: install it with apt-get install chromium (or set CHROMIUM_PATH)`)
 }
 
-const testApp = await startTestApp()
+// Links in messages start with PUBLIC_URL; the browser opens their paths on the app it is pointed at.
+const PUBLIC_URL = 'https://gatehouse.example'
+const RESET_SUBJECT = /^Reset your gatehouse password$/
+const RESET_REQUESTED = 'If that email has an account, we have sent it a link to reset the password.'
+const PASSWORD_CHANGED = 'Your password has been changed. Please log in.'
+const INVALID_LINK = 'That link is invalid or has expired.'
+
+const mailbox = await TestMailbox.start()
+const testApp = await startTestApp({ SMTP_URL: mailbox.url, PUBLIC_URL, MAIL_POLL_SECONDS: '0.2' })
 const browser = await chromium.launch({
   executablePath: CHROMIUM,
   headless: true,
@@ -147,6 +157,30 @@ async function submitAndWait(page: Page, button: string, path: string): Promise<
   await page.waitForURL((url) => `${url.pathname}${url.search}` === path)
 }
 
+/** Submits a form whose answer comes back to the same address (a refusal): waits for the new document. */
+async function submitAndWaitForReload(page: Page, button: string, path: string): Promise<void> {
+  const loaded = page.waitForEvent('load')
+  await page.getByRole('button', { name: button }).click()
+  await loaded
+  assert.equal(pathOf(page), path)
+}
+
+/** The link of the `index`-th (from 0) reset message to `email`, as a path to open on the test app. */
+async function resetLinkPath(email: string, index = 0): Promise<{ path: string; message: ReceivedMessage }> {
+  const message = await mailbox.nth(email, RESET_SUBJECT, index)
+  assert.equal(message.links.length, 1, 'one link in the message')
+  const link = message.links[0] ?? ''
+  assert.ok(link.startsWith(`${PUBLIC_URL}/password/reset/`), link)
+  return { path: linkPathOf(link), message }
+}
+
+/** Asks for a reset link through the forgot-password form (the page is already open) and lands on /login. */
+async function askForResetLink(page: Page, email: string): Promise<void> {
+  await page.getByLabel('Email', { exact: true }).fill(email)
+  await submitAndWait(page, 'Send me a link', '/login')
+  assert.deepEqual(await flashes(page), [{ type: 'info', message: RESET_REQUESTED }])
+}
+
 async function screenshot(page: Page, name: string, width: Width): Promise<void> {
   mkdirSync(SCREENSHOTS, { recursive: true })
   await page.screenshot({ path: `${SCREENSHOTS}${name}-${width.name}.png` })
@@ -156,6 +190,10 @@ async function screenshot(page: Page, name: string, width: Width): Promise<void>
 test('every page passes the checks at phone and desktop width, and is photographed', async () => {
   const admin = await createTestUser(testApp, { email: 'ada@example.com', role: 'admin' })
   const user = await createTestUser(testApp, { email: 'grace@example.com' })
+  // Signed up through the form with mail on: the address is not confirmed, and the profile says so.
+  const unconfirmed = await signUp(testApp, 'margaret@example.com')
+  assert.equal(unconfirmed.response.location, '/profile')
+  let resetLinksAsked = 0
   for (const width of [PHONE, DESKTOP]) {
     const { context, page, watch } = await openBrowser(width)
 
@@ -197,6 +235,26 @@ test('every page passes the checks at phone and desktop width, and is photograph
     const missing = await page.goto('/no-such-page')
     assert.equal(missing?.status(), 404)
     await checkPage(page, watch, width)
+
+    await page.goto('/profile')
+    await submitAndWait(page, 'Log out', '/')
+    await page.goto('/password/forgot')
+    await checkPage(page, watch, width)
+    await screenshot(page, 'password-forgot', width)
+    await askForResetLink(page, user.email)
+    const { path: linkPath } = await resetLinkPath(user.email, resetLinksAsked++)
+    await page.goto(linkPath)
+    assert.equal(pathOf(page), linkPath)
+    await checkPage(page, watch, width)
+    await screenshot(page, 'password-reset', width)
+
+    await page.goto('/login')
+    await fillCredentials(page, unconfirmed.email, PASSWORD)
+    await submitAndWait(page, 'Log in', '/profile')
+    assert.equal(await page.locator('[data-email-confirmed]').textContent(), 'Not confirmed yet')
+    assert.equal(await page.getByRole('button', { name: 'Send the link again' }).count(), 1)
+    await checkPage(page, watch, width)
+    await screenshot(page, 'profile-unconfirmed', width)
 
     await context.close()
   }
@@ -282,20 +340,99 @@ test('sign-up, profile, log-out, a protected page, log-in: the flashes are seen 
   await context.close()
 })
 
+test('forgot password, the link in the mail, a refusal, a new password: it works and the old one and the link do not', async () => {
+  const user = await createTestUser(testApp)
+  const newPassword = 'a brand new passphrase 8812'
+  const { context, page, watch } = await openBrowser()
+
+  await page.goto('/login')
+  await page.getByRole('link', { name: 'Forgot your password?' }).click()
+  await page.waitForURL((url) => url.pathname === '/password/forgot')
+  await checkPage(page, watch)
+  await askForResetLink(page, user.email)
+  assert.equal(await page.locator('[aria-live="polite"] > [data-flash]').count(), 1, 'the flash is in a live region')
+  await checkPage(page, watch)
+
+  const { path: linkPath } = await resetLinkPath(user.email)
+  await page.goto(linkPath)
+  assert.equal(pathOf(page), linkPath)
+  assert.equal(await page.locator('h1').textContent(), 'Choose a new password')
+  await checkPage(page, watch)
+
+  // Too short: the browser's own check (minlength) stops the form, and says why.
+  const password = page.getByLabel('New password', { exact: true })
+  await password.fill('short')
+  assert.equal(
+    await page.evaluate<boolean>("document.getElementById('password').validity.tooShort"),
+    true,
+    'the browser sees it too short',
+  )
+  assert.notEqual(await page.evaluate<string>("document.getElementById('password').validationMessage"), '')
+  await page.getByRole('button', { name: 'Set the new password' }).click()
+  assert.equal(pathOf(page), linkPath, 'the browser did not submit')
+  // Past the browser's check, the service refuses it: the rule beside the field, the link still good.
+  await page.evaluate('document.querySelector(\'form[action="/password/reset"]\').noValidate = true')
+  await submitAndWaitForReload(page, 'Set the new password', linkPath)
+  assert.deepEqual(await flashes(page), [{ type: 'error', message: 'Passwords are at least 8 characters.' }])
+  assert.equal(await password.getAttribute('aria-invalid'), 'true')
+  assert.match((await password.getAttribute('aria-describedby')) ?? '', /\bpassword-error\b/)
+  assert.equal(await page.locator('#password-error').textContent(), 'Passwords are at least 8 characters.')
+  assert.equal(await page.evaluate<string>('document.activeElement.id'), 'password', 'the refused field has the focus')
+  assert.equal(await password.inputValue(), '', 'the refused password is not shown again')
+  await checkPage(page, watch)
+
+  await password.fill(newPassword)
+  assert.equal(await page.evaluate<boolean>("document.getElementById('password').validity.valid"), true)
+  await submitAndWait(page, 'Set the new password', '/login')
+  assert.deepEqual(await flashes(page), [{ type: 'success', message: PASSWORD_CHANGED }])
+  await checkPage(page, watch)
+
+  await fillCredentials(page, user.email, newPassword)
+  await submitAndWait(page, 'Log in', '/profile')
+  assert.equal(await page.locator('[data-user-email]').textContent(), user.email)
+  await submitAndWait(page, 'Log out', '/')
+
+  await page.goto('/login')
+  await fillCredentials(page, user.email, PASSWORD)
+  await submitAndWait(page, 'Log in', '/login')
+  assert.deepEqual(await flashes(page), [{ type: 'error', message: 'Invalid email or password.' }])
+
+  await page.goto(linkPath)
+  await page.waitForURL((url) => url.pathname === '/password/forgot')
+  assert.deepEqual(await flashes(page), [{ type: 'error', message: INVALID_LINK }])
+  await checkPage(page, watch)
+  await context.close()
+})
+
 test('every input has a label and the autocomplete that password managers need', async () => {
   const { context, page } = await openBrowser()
-  for (const [path, passwordAutocomplete] of [
-    ['/signup', 'new-password'],
-    ['/login', 'current-password'],
+  const user = await createTestUser(testApp)
+  await page.goto('/password/forgot')
+  await askForResetLink(page, user.email)
+  const { path: resetPath } = await resetLinkPath(user.email)
+  for (const [path, emailAutocomplete, passwordLabel, passwordAutocomplete] of [
+    ['/signup', 'email', 'Password', 'new-password'],
+    ['/login', 'email', 'Password', 'current-password'],
+    ['/password/forgot', 'email', null, null],
+    [resetPath, null, 'New password', 'new-password'],
   ] as const) {
     await page.goto(path)
+    assert.equal(pathOf(page), path)
     // getByLabel finds an input only through its label.
-    assert.equal(await page.getByLabel('Email', { exact: true }).getAttribute('autocomplete'), 'email', path)
-    assert.equal(
-      await page.getByLabel('Password', { exact: true }).getAttribute('autocomplete'),
-      passwordAutocomplete,
-      path,
-    )
+    if (emailAutocomplete) {
+      assert.equal(
+        await page.getByLabel('Email', { exact: true }).getAttribute('autocomplete'),
+        emailAutocomplete,
+        path,
+      )
+    }
+    if (passwordLabel) {
+      assert.equal(
+        await page.getByLabel(passwordLabel, { exact: true }).getAttribute('autocomplete'),
+        passwordAutocomplete,
+        path,
+      )
+    }
     const unlabelled = await page.evaluate<number>(
       "[...document.querySelectorAll('input:not([type=hidden])')].filter((input) => input.labels.length === 0).length",
     )
@@ -319,6 +456,19 @@ test('the dark colour scheme passes the same checks', async () => {
   await checkPage(page, watch, DESKTOP_DARK)
   await submitAndWait(page, 'Log out', '/')
   assert.equal(await page.locator('[data-flash="success"]').count(), 1)
+  await checkPage(page, watch, DESKTOP_DARK)
+
+  await page.goto('/password/forgot')
+  await checkPage(page, watch, DESKTOP_DARK)
+  await askForResetLink(page, user.email)
+  await checkPage(page, watch, DESKTOP_DARK)
+  await page.goto((await resetLinkPath(user.email)).path)
+  await checkPage(page, watch, DESKTOP_DARK)
+
+  await page.goto('/signup')
+  await fillCredentials(page, uniqueEmail('e2e-dark'), PASSWORD)
+  await submitAndWait(page, 'Create account', '/profile')
+  assert.equal(await page.locator('[data-email-confirmed]').textContent(), 'Not confirmed yet')
   await checkPage(page, watch, DESKTOP_DARK)
   await context.close()
 })

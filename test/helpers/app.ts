@@ -155,7 +155,12 @@ export async function createTestUser(testApp: TestApp, options: { email?: string
   const email = options.email ?? uniqueEmail()
   const check = checkCredentials(email, PASSWORD)
   if (!check.ok) throw new Error(check.message)
-  const user = await createUser(testApp.db, { email, passwordHash: await hashPassword(PASSWORD), role: options.role })
+  const user = await createUser(testApp.db, {
+    email,
+    passwordHash: await hashPassword(PASSWORD),
+    role: options.role,
+    emailConfirmed: true,
+  })
   if (!user) throw new Error(`could not create ${email}`)
   return user
 }

@@ -8,6 +8,7 @@ import { logInResultOf } from '../../plugins/auth.js'
 import { checkCredentials } from '../../users/credentials.js'
 
 export const INVALID_LOGIN_FLASH = 'Invalid email or password.'
+export const UNCONFIRMED_LOGIN_FLASH = 'Please confirm your email address first. We have sent you a new link.'
 
 const FIELDS = ['email', 'password'] as const
 
@@ -21,7 +22,11 @@ function nextOf(request: FastifyRequest): string | null {
 
 const LOGIN_FORM: FormPage = {
   render: (request, reply) =>
-    reply.render('login', { title: 'Log in', action: loginPath(nextOf(request)) }, { form: true }),
+    reply.render(
+      'login',
+      { title: 'Log in', action: loginPath(nextOf(request)), mailEnabled: request.server.mail.enabled },
+      { form: true },
+    ),
   keep: ['email'],
 }
 
@@ -64,6 +69,12 @@ export default async function loginRoutes(app: FastifyInstance) {
             // No field: saying which of the two was wrong would tell an attacker which emails exist.
             return refuseForm(request, reply, loginPath(nextOf(request)), {
               message: INVALID_LOGIN_FLASH,
+              keep: { email },
+            })
+          case 'unconfirmed':
+            logAuthEvent(request, 'login_failed', { userId: result.user.id }, { reason: 'email_unconfirmed' })
+            return refuseForm(request, reply, loginPath(nextOf(request)), {
+              message: UNCONFIRMED_LOGIN_FLASH,
               keep: { email },
             })
           case 'throttled':

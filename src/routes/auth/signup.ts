@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import { logAuthEvent } from '../../http/auth-log.js'
 import { type FormPage, readFields, refuseForm } from '../../http/forms.js'
 import { checkCredentials } from '../../users/credentials.js'
+import { CONFIRMATION_SENT_FLASH } from '../email-confirmation.js'
 
 export const EMAIL_TAKEN_FLASH = 'That email is already taken.'
 
@@ -31,6 +32,11 @@ export default async function signupRoutes(app: FastifyInstance) {
         case 'email-taken':
           return refuseForm(request, reply, '/signup', { message: EMAIL_TAKEN_FLASH, field: 'email', keep })
         case 'created':
+          if (result.confirmationRequired) {
+            logAuthEvent(request, 'signup', { userId: result.user.id }, { confirmationRequired: true })
+            request.flash('info', CONFIRMATION_SENT_FLASH)
+            return reply.redirect('/login', 303)
+          }
           await request.startSession(result.user)
           logAuthEvent(request, 'signup', { userId: result.user.id })
           request.flash('success', 'Welcome to gatehouse: your account is ready.')
