@@ -28,10 +28,10 @@ export function isWellFormedToken(token: unknown): token is string {
 export const LINKS_PER_ADDRESS_PER_HOUR = 3
 const HOUR_SECONDS = 3600
 
-export interface LinkParameters {
-  /** Which account: by its canonical email (a request from a form), or by id (a logged-in user). */
-  emailCanonical: string
-  userId: number
+/** Which account a link is for: by its canonical email (asked for on a form), or by id (a known user). */
+export type LinkAccount = { emailCanonical: string } | { userId: number }
+
+export interface Link {
   purpose: TokenPurpose
   tokenHash: string
   ttlSeconds: number
@@ -48,6 +48,9 @@ export interface LinkParameters {
  * address. The work is the same whether or not the account exists, so the time taken tells nothing. Returns
  * whether a message was queued.
  */
+/** The statement's parameters: both look-ups' values, of which its variant reads one. */
+type LinkParameters = Link & { emailCanonical: string; userId: number }
+
 function issueLinkStatement(by: 'email' | 'id') {
   return prepareStatement((db, p: LinkParameters) =>
     db
@@ -103,8 +106,11 @@ function issueLinkStatement(by: 'email' | 'id') {
 const issueLinkByEmail = issueLinkStatement('email')
 const issueLinkById = issueLinkStatement('id')
 
-export async function issueLink(db: Kysely<Database>, by: 'email' | 'id', p: LinkParameters): Promise<boolean> {
-  const { rows } = await (by === 'email' ? issueLinkByEmail : issueLinkById)(db, p)
+export async function issueLink(db: Kysely<Database>, account: LinkAccount, link: Link): Promise<boolean> {
+  const { rows } =
+    'emailCanonical' in account
+      ? await issueLinkByEmail(db, { ...link, emailCanonical: account.emailCanonical, userId: 0 })
+      : await issueLinkById(db, { ...link, emailCanonical: '', userId: account.userId })
   return rows.length > 0
 }
 

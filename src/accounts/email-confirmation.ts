@@ -24,19 +24,21 @@ export async function queueConfirmation(
   user: { id: number; email: string },
 ): Promise<boolean> {
   const { token, hash } = newToken()
-  return issueLink(db, 'id', {
-    emailCanonical: '',
-    userId: user.id,
-    purpose: 'email_confirmation',
-    tokenHash: hash,
-    ttlSeconds: CONFIRMATION_LINK_HOURS * 3600,
-    limitKey: `mail:email_confirmation:${deps.emailDigest.of(user.email)}`,
-    kind: 'email_confirmation',
-    body: deps.mail.compose('email_confirmation', {
-      link: deps.mail.link(CONFIRMATION_LINK_PATH, token),
-      hours: CONFIRMATION_LINK_HOURS,
-    }),
-  })
+  return issueLink(
+    db,
+    { userId: user.id },
+    {
+      purpose: 'email_confirmation',
+      tokenHash: hash,
+      ttlSeconds: CONFIRMATION_LINK_HOURS * 3600,
+      limitKey: `mail:email_confirmation:${deps.emailDigest.of(user.email)}`,
+      kind: 'email_confirmation',
+      body: deps.mail.compose('email_confirmation', {
+        link: deps.mail.link(CONFIRMATION_LINK_PATH, token),
+        hours: CONFIRMATION_LINK_HOURS,
+      }),
+    },
+  )
 }
 
 /** The confirmed user's id, or null when the link does not work (unknown, used, expired, superseded, or the

@@ -42,16 +42,18 @@ export async function requestPasswordReset(deps: PasswordResetDependencies, emai
     link: deps.mail.link(RESET_LINK_PATH, token),
     minutes: RESET_LINK_MINUTES,
   })
-  const queued = await issueLink(deps.db, 'email', {
-    emailCanonical: canonicalEmail(email),
-    userId: 0,
-    purpose: 'password_reset',
-    tokenHash: hash,
-    ttlSeconds: RESET_LINK_MINUTES * 60,
-    limitKey: `mail:password_reset:${deps.emailDigest.of(email)}`,
-    kind: 'password_reset',
-    body,
-  })
+  const queued = await issueLink(
+    deps.db,
+    { emailCanonical: canonicalEmail(email) },
+    {
+      purpose: 'password_reset',
+      tokenHash: hash,
+      ttlSeconds: RESET_LINK_MINUTES * 60,
+      limitKey: `mail:password_reset:${deps.emailDigest.of(email)}`,
+      kind: 'password_reset',
+      body,
+    },
+  )
   deps.mail.wake()
   return queued
 }
