@@ -7,6 +7,7 @@ import accountsPlugin from './plugins/accounts.js'
 import authPlugin from './plugins/auth.js'
 import dbPlugin from './plugins/db.js'
 import errorPagesPlugin, { answerFrameworkError, plainErrorHandler } from './plugins/error-pages.js'
+import eventsPlugin from './plugins/events.js'
 import flashPlugin from './plugins/flash.js'
 import formsPlugin from './plugins/forms.js'
 import loadSheddingPlugin from './plugins/load-shedding.js'
@@ -17,6 +18,7 @@ import sessionPlugin from './plugins/session.js'
 import staticPlugin from './plugins/static.js'
 import throttlingPlugin from './plugins/throttling.js'
 import viewPlugin, { templatesPlugin } from './plugins/view.js'
+import accountRoutes from './routes/account/index.js'
 import adminRoutes from './routes/admin.js'
 import authRoutes from './routes/auth/index.js'
 import emailConfirmationRoutes from './routes/email-confirmation.js'
@@ -104,6 +106,7 @@ async function pagesContext(app: FastifyInstance): Promise<void> {
   await app.register(homeRoutes)
   await app.register(authRoutes)
   await app.register(profileRoutes)
+  await app.register(accountRoutes)
   await app.register(adminRoutes)
   // Without mail (production without SMTP_URL) these pages do not exist: 404, and nothing links to them.
   if (app.mail.enabled) {
@@ -128,6 +131,7 @@ async function sessionContext(app: FastifyInstance, config: AppConfig): Promise<
   await app.register(flashPlugin)
   // The first secret keys the email digests: see SECURITY.md for what a rotation does to them.
   await app.register(throttlingPlugin, { ...config.throttling, digestSecret: config.session.secrets[0] ?? '' })
+  await app.register(eventsPlugin, config.audit)
   await app.register(mailPlugin, { ...config.mail, secrets: config.session.secrets })
   await app.register(accountsPlugin, {
     ...config.hashing,

@@ -284,6 +284,11 @@ const MailSchema = z
     }
   })
 
+const AuditSchema = z
+  .object({ AUDIT_RETENTION_DAYS: positiveNumber().default(90) })
+  // Account events older than this are deleted by the service.
+  .transform((v) => ({ retentionDays: v.AUDIT_RETENTION_DAYS }))
+
 /** Each group reads the whole environment and keeps its own variables. */
 const ConfigSchema = z.object({
   server: ServerSchema,
@@ -294,6 +299,7 @@ const ConfigSchema = z.object({
   throttling: ThrottlingSchema,
   overload: OverloadSchema,
   mail: MailSchema,
+  audit: AuditSchema,
 })
 
 export type Config = z.output<typeof ConfigSchema>

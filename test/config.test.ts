@@ -55,6 +55,7 @@ test('defaults follow the contract', () => {
   assert.equal(config.session.idleMs, 168 * 3_600_000)
   assert.equal(config.session.maxMs, 30 * 86_400_000)
   assert.equal(config.session.secrets, null)
+  assert.equal(config.audit.retentionDays, 90)
 })
 
 test('mail: development writes to the log, production without SMTP_URL is off, SMTP_URL sends', () => {
@@ -138,6 +139,8 @@ for (const [name, env, variable] of [
     'REQUIRE_EMAIL_CONFIRMATION',
   ],
   ['an unknown REQUIRE_EMAIL_CONFIRMATION', { REQUIRE_EMAIL_CONFIRMATION: 'yes' }, 'REQUIRE_EMAIL_CONFIRMATION'],
+  ['a zero AUDIT_RETENTION_DAYS', { AUDIT_RETENTION_DAYS: '0' }, 'AUDIT_RETENTION_DAYS'],
+  ['a word for AUDIT_RETENTION_DAYS', { AUDIT_RETENTION_DAYS: 'forever' }, 'AUDIT_RETENTION_DAYS'],
 ] as const) {
   test(`configuration refuses ${name}, naming ${variable}`, () => {
     assert.throws(

@@ -68,7 +68,7 @@ async function sessionRowExists(app: TestApp, id: string): Promise<boolean> {
   return row !== undefined
 }
 
-test('a log-in: four statements, the attempt counted where the user is read, the pre-session swapped for the new one and the count cleared in one', async () => {
+test('a log-in: five statements, the attempt counted where the user is read, the pre-session swapped for the new one and the count cleared in one, and the event', async () => {
   const user = await createTestUser(testApp)
   const email = user.email
   const browser = testApp.browser()
@@ -81,9 +81,15 @@ test('a log-in: four statements, the attempt counted where the user is read, the
   assert.equal(page.status, 303)
   assert.equal(page.location, '/profile')
   assert.ok(!sql.some((statement) => /^delete from "auth_counters"/.test(statement)), sql.join(' | '))
-  // The session read, the rate-limit count, the attempt counted with the user read, and the new session,
-  // written once with the log-in's keys, in the statement that deletes the pre-session and clears the count.
-  assert.equal(sql.length, 4, sql.join(' | '))
+  // The session read, the rate-limit count, the attempt counted with the user read, the new session,
+  // written once with the log-in's keys, in the statement that deletes the pre-session and clears the count,
+  // and the log-in's event, which reads in the same statement whether the browser is new to the account.
+  assert.equal(sql.length, 5, sql.join(' | '))
+  const eventIndex = sql.findIndex((statement) =>
+    /^with "previous" as \(select .* from "auth_events" .*\) insert into "auth_events"/.test(statement),
+  )
+  assert.ok(eventIndex >= 0, `the log-in's event: ${sql.join(' | ')}`)
+  assert.equal(testApp.queryCommits[before + eventIndex], 'async', 'the event does not wait for the disk')
   const sessionWrites = sql.filter((statement) => /"sessions"/.test(statement) && !/^select/.test(statement))
   assert.equal(sessionWrites.length, 1, sessionWrites.join(' | '))
   assert.match(

@@ -28,8 +28,9 @@ export function isWellFormedToken(token: unknown): token is string {
 export const LINKS_PER_ADDRESS_PER_HOUR = 3
 const HOUR_SECONDS = 3600
 
-/** Which account a link is for: by its canonical email (asked for on a form), or by id (a known user). */
-export type LinkAccount = { emailCanonical: string } | { userId: number }
+/** Which account a link is for: by its canonical email (asked for on a form), or by id (a known user), the
+ * link then going to the account's address or, for an email change, to `sendTo`. */
+export type LinkAccount = { emailCanonical: string } | { userId: number; sendTo?: string }
 
 export interface Link {
   purpose: TokenPurpose
@@ -49,13 +50,19 @@ export interface Link {
  * whether a message was queued.
  */
 /** The statement's parameters: both look-ups' values, of which its variant reads one. */
-type LinkParameters = Link & { emailCanonical: string; userId: number }
+type LinkParameters = Link & { emailCanonical: string; userId: number; sendTo: string }
 
-function issueLinkStatement(by: 'email' | 'id') {
+function issueLinkStatement(by: 'email' | 'id' | 'id-to-address') {
   return prepareStatement((db, p: LinkParameters) =>
     db
       .with('c', (qb) => incrementStatement(qb, p.limitKey, HOUR_SECONDS))
       .with('u', (qb) => {
+        if (by === 'id-to-address') {
+          return qb
+            .selectFrom('users')
+            .select(['users.id', sql<string>`${p.sendTo}::text`.as('email')])
+            .where('users.id', '=', p.userId)
+        }
         const users = qb.selectFrom('users').select(['users.id', 'users.email'])
         return by === 'email'
           ? users.where('users.email_canonical', '=', p.emailCanonical)
@@ -105,12 +112,15 @@ function issueLinkStatement(by: 'email' | 'id') {
 
 const issueLinkByEmail = issueLinkStatement('email')
 const issueLinkById = issueLinkStatement('id')
+const issueLinkToAddress = issueLinkStatement('id-to-address')
 
 export async function issueLink(db: Kysely<Database>, account: LinkAccount, link: Link): Promise<boolean> {
   const { rows } =
     'emailCanonical' in account
-      ? await issueLinkByEmail(db, { ...link, emailCanonical: account.emailCanonical, userId: 0 })
-      : await issueLinkById(db, { ...link, emailCanonical: '', userId: account.userId })
+      ? await issueLinkByEmail(db, { ...link, emailCanonical: account.emailCanonical, userId: 0, sendTo: '' })
+      : account.sendTo === undefined
+        ? await issueLinkById(db, { ...link, emailCanonical: '', userId: account.userId, sendTo: '' })
+        : await issueLinkToAddress(db, { ...link, emailCanonical: '', userId: account.userId, sendTo: account.sendTo })
   return rows.length > 0
 }
 
@@ -194,4 +204,13 @@ export async function pruneExpiredTokens(db: Kysely<Database>): Promise<number> 
     .where('expires_at', '<', sql<Date>`now() - interval '1 day'`)
     .executeTakeFirst()
   return Number(result.numDeletedRows)
+}
+
+/** Voids every link of these purposes the user has, in the caller's transaction. */
+export async function deleteTokens(
+  trx: Transaction<Database>,
+  userId: number,
+  purposes: readonly TokenPurpose[],
+): Promise<void> {
+  await trx.deleteFrom('account_tokens').where('user_id', '=', userId).where('purpose', 'in', purposes).execute()
 }

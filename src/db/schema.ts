@@ -35,7 +35,7 @@ export interface AuthCountersTable {
 }
 
 /** What a mailed link is for. */
-export type TokenPurpose = 'password_reset' | 'email_confirmation'
+export type TokenPurpose = 'password_reset' | 'email_confirmation' | 'email_change'
 
 export interface AccountTokensTable {
   user_id: number
@@ -50,7 +50,13 @@ export interface AccountTokensTable {
 }
 
 /** A message's kind: its template, and for a message with a link, the hourly limit it counts against. */
-export type MailKind = 'password_reset' | 'password_changed' | 'email_confirmation'
+export type MailKind =
+  | 'password_reset'
+  | 'password_changed'
+  | 'email_confirmation'
+  | 'email_change'
+  | 'email_change_notice'
+  | 'new_browser'
 
 export interface MailOutboxTable {
   id: Generated<string>
@@ -66,6 +72,51 @@ export interface MailOutboxTable {
   last_error: ColumnType<string | null, never, string | null>
 }
 
+/** The contract's event types (CONTRACT.md, "Your account"). */
+export const AUTH_EVENT_TYPES = [
+  'signup',
+  'login',
+  'login_failed',
+  'login_throttled',
+  'logout',
+  'password_reset_requested',
+  'password_reset',
+  'password_changed',
+  'email_change_requested',
+  'email_changed',
+  'email_confirmed',
+  'session_ended',
+  'new_browser',
+  'account_deleted',
+  'role_changed',
+  'account_disabled',
+  'account_enabled',
+  'sessions_ended_by_admin',
+  'two_factor_on',
+  'two_factor_off',
+  'recovery_code_used',
+  'passkey_added',
+  'passkey_removed',
+  'token_created',
+  'token_revoked',
+] as const
+export type AuthEventType = (typeof AUTH_EVENT_TYPES)[number]
+
+export interface AuthEventsTable {
+  id: Generated<string>
+  type: AuthEventType
+  /** The account the event is about; null for an email without one (see email_hash) and for a deletion. */
+  user_id: number | null
+  /** The admin who acted, when it was not the account's owner. */
+  actor_id: number | null
+  email_hash: string | null
+  ip: string | null
+  browser: string | null
+  system: string | null
+  details: ColumnType<Record<string, unknown>, string, string>
+  created_at: ColumnType<Date, never, never>
+}
+
 /** What @fastify/session hands the store: its JSON form, cookie included. */
 export type SessionData = Record<string, unknown>
 
@@ -75,6 +126,7 @@ export interface Database {
   auth_counters: AuthCountersTable
   account_tokens: AccountTokensTable
   mail_outbox: MailOutboxTable
+  auth_events: AuthEventsTable
 }
 
 export type User = Selectable<UsersTable>

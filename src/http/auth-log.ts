@@ -1,25 +1,30 @@
-// One structured log line per auth event, naming the user by id or the email by its keyed digest, never by
-// address.
+// Each auth event, twice: a structured log line (naming the user by id or the email by its keyed digest,
+// never by address) and a row of auth_events, the account's history (src/plugins/events.ts).
 import type { FastifyRequest } from 'fastify'
+import type { AuthEventType } from '../db/schema.js'
 
-export type AuthEvent =
-  | 'signup'
-  | 'login'
-  | 'login_failed'
-  | 'login_throttled'
-  | 'logout'
-  | 'password_reset_requested'
-  | 'password_reset'
-  | 'email_confirmation_requested'
-  | 'email_confirmed'
+/** The account by id, or the email as typed (its account when it has one, else its digest). */
+export type EventSubject = { userId: number } | { email: string }
 
-export function logAuthEvent(
+/** A line only, for what is no event of the account's history (a confirmation link sent again). */
+export function logAuthLine(
   request: FastifyRequest,
-  event: AuthEvent,
-  subject: { userId: number } | { email: string },
+  event: string,
+  subject: EventSubject,
   extra: Record<string, unknown> = {},
 ): void {
   const who =
     'userId' in subject ? { userId: subject.userId } : { emailHash: request.server.emailDigest.of(subject.email) }
   request.log.info({ event, ...who, ip: request.ip, ...extra }, `auth: ${event}`)
+}
+
+/** The log line and the event row. `details` go to both; keep them small and free of secrets. */
+export async function recordAuthEvent(
+  request: FastifyRequest,
+  type: AuthEventType,
+  subject: EventSubject,
+  details: Record<string, unknown> = {},
+): Promise<void> {
+  logAuthLine(request, type, subject, details)
+  await request.server.events.record(request, type, subject, details)
 }

@@ -2,9 +2,10 @@
 // logged with the token replaced, by the request serializer below.
 import type { FastifyRequest } from 'fastify'
 
-// The token segment after the link paths (src/accounts/*: RESET_LINK_PATH, CONFIRMATION_LINK_PATH), anywhere
+// The token segment after the link paths (src/accounts/*: RESET_LINK_PATH, CONFIRMATION_LINK_PATH,
+// EMAIL_CHANGE_LINK_PATH), anywhere
 // in the URL, however the rest of the path is spelt; `resend` is a route of its own, not a token.
-const LINK_TOKEN = /(\/(?:password\/reset|email\/confirm)\/)(?!resend(?:[/?#]|$))[^/?#]+/gi
+const LINK_TOKEN = /(\/(?:password\/reset|email\/confirm|email\/change)\/)(?!resend(?:[/?#]|$))[^/?#]+/gi
 
 export function withoutLinkTokens(url: string): string {
   return url.replace(LINK_TOKEN, '$1[redacted]')

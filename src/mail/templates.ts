@@ -13,6 +13,9 @@ const SUBJECTS: Record<MailKind, string> = {
   password_reset: 'Reset your gatehouse password',
   password_changed: 'Your gatehouse password has been changed',
   email_confirmation: 'Confirm your email address for gatehouse',
+  email_change: 'Confirm the new email address of your gatehouse account',
+  email_change_notice: 'The email address of your gatehouse account is being changed',
+  new_browser: 'A new log-in to your gatehouse account',
 }
 
 export class MailTemplates {

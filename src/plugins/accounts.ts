@@ -1,12 +1,24 @@
-// Accounts: the password hasher's owner and the account decisions (log-in, sign-up) bound to this app's database
-// and throttle, so the forms, and later the API, call the same code.
+// Accounts: the password hasher's owner and the account decisions (log-in, sign-up, recovery, confirmation,
+// the account's own settings) bound to this app's database, throttle and mail, so the forms, and later the
+// API, call the same code.
 import fp from 'fastify-plugin'
+import {
+  changePassword,
+  confirmEmailChange,
+  type DeleteAccountResult,
+  deleteAccount,
+  type EmailChangeResult,
+  noticeNewBrowser,
+  type PasswordChangeResult,
+  requestEmailChange,
+} from '../accounts/account-settings.js'
 import { pruneExpiredTokens } from '../accounts/account-tokens.js'
 import { confirmEmail, queueConfirmation } from '../accounts/email-confirmation.js'
 import { type LogInResult, logIn } from '../accounts/log-in.js'
 import { isResetLinkLive, type ResetResult, requestPasswordReset, resetPassword } from '../accounts/password-reset.js'
 import { type SignUpResult, signUp } from '../accounts/sign-up.js'
 import type { Config } from '../config.js'
+import type { EventOrigin } from '../events/repository.js'
 import { repeatWhileRunning } from '../periodic.js'
 import type { AuthUser } from '../users/auth-user.js'
 import { PasswordHasher } from '../users/passwords.js'
@@ -22,6 +34,16 @@ export interface Accounts {
   resendConfirmation(user: AuthUser): Promise<boolean>
   /** The confirmed user's id, or null when the link does not work. */
   confirmEmail(token: string): Promise<number | null>
+  changePassword(
+    user: AuthUser,
+    currentPassword: string,
+    newPassword: string,
+    keepSessionId: string,
+  ): Promise<PasswordChangeResult>
+  requestEmailChange(user: AuthUser, newEmail: string, currentPassword: string): Promise<EmailChangeResult>
+  confirmEmailChange(token: string): Promise<{ userId: number; email: string } | null>
+  deleteAccount(user: AuthUser, currentPassword: string, origin: EventOrigin): Promise<DeleteAccountResult>
+  noticeNewBrowser(user: AuthUser, seen: { browser: string; system: string; ip: string; at: Date }): Promise<void>
 }
 
 declare module 'fastify' {
@@ -63,6 +85,11 @@ export default fp<AccountsOptions>(
         return queued
       },
       confirmEmail: (token) => confirmEmail(app.db, token),
+      changePassword: (user, current, next, keep) => changePassword(deps, user, current, next, keep),
+      requestEmailChange: (user, email, current) => requestEmailChange(deps, user, email, current),
+      confirmEmailChange: (token) => confirmEmailChange(deps, token),
+      deleteAccount: (user, current, origin) => deleteAccount(deps, user, current, origin),
+      noticeNewBrowser: (user, seen) => noticeNewBrowser(deps, user, seen),
     } satisfies Accounts)
 
     repeatWhileRunning(app, {

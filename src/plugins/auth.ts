@@ -7,6 +7,7 @@ import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { Strategy as LocalStrategy } from 'passport-local'
 import type { LogInResult } from '../accounts/log-in.js'
+import { USER_AGENT_MAX_LENGTH } from '../events/user-agent.js'
 import type { AuthUser } from '../users/auth-user.js'
 
 type AuthenticatorInstance = InstanceType<typeof Authenticator>
@@ -61,6 +62,9 @@ async function startSession(this: FastifyRequest, user: AuthUser, options: Start
   const now = Date.now()
   this.session.set('authAt', now)
   this.session.set('touchedAt', now)
+  // What the account's sessions page shows of this one; written with the new session's first save.
+  this.session.set('loginIp', this.ip)
+  this.session.set('loginUserAgent', (this.headers['user-agent'] ?? '').slice(0, USER_AGENT_MAX_LENGTH))
 }
 
 async function endSession(this: FastifyRequest): Promise<void> {

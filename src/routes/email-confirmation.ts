@@ -2,7 +2,7 @@
 // user whose address is not confirmed can have the link sent again from their profile.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { CONFIRMATION_LINK_PATH } from '../accounts/email-confirmation.js'
-import { logAuthEvent } from '../http/auth-log.js'
+import { logAuthLine, recordAuthEvent } from '../http/auth-log.js'
 
 export const INVALID_LINK_FLASH = 'That link is invalid or has expired.'
 export const EMAIL_CONFIRMED_FLASH = 'Your email address is confirmed.'
@@ -24,7 +24,7 @@ export default async function emailConfirmationRoutes(app: FastifyInstance) {
         request.flash('error', INVALID_LINK_FLASH)
         return reply.redirect(landing(request), 303)
       }
-      logAuthEvent(request, 'email_confirmed', { userId })
+      await recordAuthEvent(request, 'email_confirmed', { userId })
       request.flash('success', EMAIL_CONFIRMED_FLASH)
       return reply.redirect(landing(request), 303)
     },
@@ -41,7 +41,7 @@ export default async function emailConfirmationRoutes(app: FastifyInstance) {
         return reply.redirect('/profile', 303)
       }
       const queued = await app.accounts.resendConfirmation(user)
-      logAuthEvent(request, 'email_confirmation_requested', { userId: user.id }, { queued })
+      logAuthLine(request, 'email_confirmation_requested', { userId: user.id }, { queued })
       request.flash('info', CONFIRMATION_SENT_FLASH)
       return reply.redirect('/profile', 303)
     },

@@ -3,7 +3,7 @@
 // account.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { RESET_LINK_PATH } from '../accounts/password-reset.js'
-import { logAuthEvent } from '../http/auth-log.js'
+import { recordAuthEvent } from '../http/auth-log.js'
 import { type FormPage, readFields, refuseForm } from '../http/forms.js'
 import { checkEmail, checkPassword } from '../users/credentials.js'
 import { INVALID_LINK_FLASH } from './email-confirmation.js'
@@ -52,8 +52,8 @@ export default async function passwordResetRoutes(app: FastifyInstance) {
       const { email } = readFields(request.body, ['email'])
       const check = checkEmail(email)
       if (!check.ok) return refuseForm(request, reply, FORGOT_PATH, { ...check, keep: { email } })
-      const queued = await app.accounts.requestPasswordReset(check.value)
-      logAuthEvent(request, 'password_reset_requested', { email: check.value }, { queued })
+      await app.accounts.requestPasswordReset(check.value)
+      await recordAuthEvent(request, 'password_reset_requested', { email: check.value })
       request.flash('info', RESET_REQUESTED_FLASH)
       return reply.redirect('/login', 303)
     },
@@ -82,7 +82,7 @@ export default async function passwordResetRoutes(app: FastifyInstance) {
           return invalidLink(request, reply)
         case 'reset':
         case 'already-reset':
-          if (result.outcome === 'reset') logAuthEvent(request, 'password_reset', { userId: result.userId })
+          if (result.outcome === 'reset') await recordAuthEvent(request, 'password_reset', { userId: result.userId })
           // Every session of the user has ended; if this browser had one, it starts again empty (for the flash).
           if (request.user?.id === result.userId) await request.endSession()
           request.flash('success', PASSWORD_RESET_FLASH)

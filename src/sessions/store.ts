@@ -4,7 +4,7 @@
 // The cookie is not stored: its only moving part is the expiry, which the row's `expires_at` holds. A session
 // restored without one gets a fresh cookie from the plugin's options, which @fastify/session restores faster
 // (no stored cookie to merge, no dates to parse).
-import { hash } from 'node:crypto'
+import { createHash, hash } from 'node:crypto'
 import { isDeepStrictEqual } from 'node:util'
 import type { SessionStore } from '@fastify/session'
 import type { Session } from 'fastify'
@@ -31,8 +31,11 @@ export interface SessionKeys {
   passport?: number
   /** Epoch ms of the log-in that made this session. */
   authAt?: number
-  /** Epoch ms the sliding expiry was last written. */
+  /** Epoch ms the sliding expiry was last written: the session's last activity, to the minute. */
   touchedAt?: number
+  /** The client address and User-Agent of the log-in, for the account's sessions page. */
+  loginIp?: string
+  loginUserAgent?: string
   /** The session's user as read with the session (null: none, or deleted). Never written back. */
   sessionUser?: AuthUser | null
 }
@@ -70,6 +73,16 @@ function cookieExpiry(session: object): number {
 export function hashSessionId(sessionId: string): string {
   return hash('sha256', sessionId)
 }
+
+/**
+ * What the account's sessions page names a session by: derived from the stored id (itself a hash of the
+ * session id), so it opens nothing, whatever page or log it reaches. 128 bits, base64url.
+ */
+export function sessionHandle(storedId: string): string {
+  return createHash('sha256').update(`gatehouse session handle:${storedId}`).digest('base64url').slice(0, 22)
+}
+
+export const SESSION_HANDLE_SHAPE = /^[A-Za-z0-9_-]{22}$/
 
 function userIdOf(data: SessionData): number | null {
   return typeof data.passport === 'number' ? data.passport : null
@@ -401,8 +414,35 @@ export async function pruneExpiredSessions(db: Kysely<Database>, now = new Date(
   return Number(result.numDeletedRows)
 }
 
-/** Ends every session of a user (a new password): their cookies open nothing from the next request on. */
-export async function deleteSessionsOfUser(db: Kysely<Database>, userId: number): Promise<number> {
-  const result = await db.deleteFrom('sessions').where('user_id', '=', userId).executeTakeFirst()
+/** Ends every session of a user (a new password), but `except` (a stored id): their cookies open nothing
+ * from the next request on. */
+export async function deleteSessionsOfUser(
+  db: Kysely<Database>,
+  userId: number,
+  options: { except?: string } = {},
+): Promise<number> {
+  let query = db.deleteFrom('sessions').where('user_id', '=', userId)
+  if (options.except !== undefined) query = query.where('id', '!=', options.except)
+  const result = await query.executeTakeFirst()
   return Number(result.numDeletedRows)
+}
+
+/** Ends one session of a user by its stored id; false when it is not theirs or already gone. */
+export async function deleteSessionOfUser(db: Kysely<Database>, userId: number, storedId: string): Promise<boolean> {
+  const result = await db
+    .deleteFrom('sessions')
+    .where('user_id', '=', userId)
+    .where('id', '=', storedId)
+    .executeTakeFirst()
+  return result.numDeletedRows > 0n
+}
+
+/** A user's live sessions: stored id, data (log-in time, last activity, address, User-Agent), expiry. */
+export async function listSessionsOfUser(db: Kysely<Database>, userId: number) {
+  return db
+    .selectFrom('sessions')
+    .select(['id', 'data', 'expires_at'])
+    .where('user_id', '=', userId)
+    .where('expires_at', '>', sql<Date>`now()`)
+    .execute()
 }

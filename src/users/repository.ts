@@ -124,3 +124,25 @@ export async function setPasswordFromLink(
     .executeTakeFirst()
   return row?.email ?? null
 }
+
+/** The user and, through the foreign keys, their sessions, links and events. */
+export async function deleteUser(db: Kysely<Database>, id: number): Promise<boolean> {
+  const result = await db.deleteFrom('users').where('id', '=', id).executeTakeFirst()
+  return result.numDeletedRows > 0n
+}
+
+/** A new address, confirmed (its link was opened from it). False when the user is gone; a taken address
+ * fails on the unique index (23505). */
+export async function setEmail(db: Kysely<Database>, id: number, email: string): Promise<boolean> {
+  const result = await db
+    .updateTable('users')
+    .set({
+      email: email.trim(),
+      email_canonical: canonicalEmail(email),
+      email_confirmed_at: sql<Date>`now()`,
+      updated_at: new Date(),
+    })
+    .where('id', '=', id)
+    .executeTakeFirst()
+  return result.numUpdatedRows > 0n
+}

@@ -37,6 +37,12 @@ const RESET_SUBJECT = /^Reset your gatehouse password$/
 const RESET_REQUESTED = 'If that email has an account, we have sent it a link to reset the password.'
 const PASSWORD_CHANGED = 'Your password has been changed. Please log in.'
 const INVALID_LINK = 'That link is invalid or has expired.'
+// The account's pages (issue #25), CONTRACT.md "Fixed flash texts (added)".
+const ACCOUNT_PASSWORD_CHANGED = 'Your password has been changed.'
+const WRONG_CURRENT_PASSWORD = 'Your current password is incorrect.'
+const SESSION_ENDED = 'That session has been logged out.'
+// A second browser of the same user, told apart on the sessions page by what its User-Agent names.
+const FIREFOX_ON_WINDOWS = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0'
 
 const mailbox = await TestMailbox.start()
 const testApp = await startTestApp({ SMTP_URL: mailbox.url, PUBLIC_URL, MAIL_POLL_SECONDS: '0.2' })
@@ -64,15 +70,17 @@ interface Watch {
 }
 
 /** A fresh browser profile (no cookies) at one width, watching for CSP violations and broken assets;
- * pointed at the suite's app unless told another app's address. */
+ * pointed at the suite's app unless told another app's address, with chromium's own User-Agent unless told another. */
 async function openBrowser(
   width: Width = DESKTOP,
   baseURL: string = testApp.url,
+  userAgent?: string,
 ): Promise<{ context: BrowserContext; page: Page; watch: Watch }> {
   const context = await browser.newContext({
     baseURL,
     viewport: width.viewport,
     colorScheme: width.colorScheme ?? 'light',
+    ...(userAgent ? { userAgent } : {}),
   })
   const watch: Watch = { cspViolations: [], scriptErrors: [], failedAssets: [] }
   // Two witnesses: the event a page sees, and chromium's own console report.
@@ -181,6 +189,21 @@ async function askForResetLink(page: Page, email: string): Promise<void> {
   assert.deepEqual(await flashes(page), [{ type: 'info', message: RESET_REQUESTED }])
 }
 
+/** Logs `email` in through the log-in form of a browser of its own (its own cookies), as another device would. */
+async function logInElsewhere(email: string, password: string, width: Width = DESKTOP) {
+  const other = await openBrowser(width, testApp.url, FIREFOX_ON_WINDOWS)
+  await other.page.goto('/login')
+  await fillCredentials(other.page, email, password)
+  await submitAndWait(other.page, 'Log in', '/profile')
+  return other
+}
+
+/** Follows a link of the page by its accessible name, to `path`. */
+async function followLink(page: Page, name: string, path: string): Promise<void> {
+  await page.getByRole('link', { name, exact: true }).click()
+  await page.waitForURL((url) => `${url.pathname}${url.search}` === path)
+}
+
 async function screenshot(page: Page, name: string, width: Width): Promise<void> {
   mkdirSync(SCREENSHOTS, { recursive: true })
   await page.screenshot({ path: `${SCREENSHOTS}${name}-${width.name}.png` })
@@ -218,6 +241,26 @@ test('every page passes the checks at phone and desktop width, and is photograph
     await submitAndWait(page, 'Log in', '/profile')
     await checkPage(page, watch, width)
     await screenshot(page, 'profile', width)
+
+    await followLink(page, 'Your account', '/account')
+    await checkPage(page, watch, width)
+    await screenshot(page, 'account', width)
+
+    // A second session of the same user, in another browser, so the sessions page lists two.
+    const other = await logInElsewhere(user.email, PASSWORD, width)
+    await followLink(page, 'Sessions', '/account/sessions')
+    assert.equal(await page.locator('[data-session]').count(), 2)
+    assert.equal(await page.locator('[data-session][data-current]').count(), 1)
+    await checkPage(page, watch, width)
+    await screenshot(page, 'account-sessions', width)
+    // Logged out again, so the next width's page lists two as well.
+    await submitAndWait(other.page, 'Log out', '/')
+    await other.context.close()
+
+    await followLink(page, 'Activity', '/account/activity')
+    assert.ok((await page.locator('[data-event]').count()) > 0, 'the activity page lists events')
+    await checkPage(page, watch, width)
+    await screenshot(page, 'account-activity', width)
 
     const forbidden = await page.goto('/admin')
     assert.equal(forbidden?.status(), 403)
@@ -404,6 +447,100 @@ test('forgot password, the link in the mail, a refusal, a new password: it works
   await context.close()
 })
 
+test('the account pages: a password change, another session logged out, the activity that tells of both', async () => {
+  const user = await createTestUser(testApp)
+  const newPassword = 'a changed passphrase 5307'
+  const { context, page, watch } = await openBrowser()
+  const opened: BrowserContext[] = [context]
+  try {
+    await page.goto('/login')
+    await fillCredentials(page, user.email, PASSWORD)
+    await submitAndWait(page, 'Log in', '/profile')
+    await followLink(page, 'Your account', '/account')
+    assert.equal(await page.locator('h1').textContent(), 'Your account')
+    assert.equal(await page.locator('[data-user-email]').textContent(), user.email)
+    assert.equal(await page.locator('nav[aria-label="Your account"] a[aria-current="page"]').textContent(), 'Settings')
+    await checkPage(page, watch)
+
+    // A wrong current password: refused, still logged in, the password unchanged.
+    const passwordForm = page.locator('form[data-form="change-password"]')
+    await passwordForm.getByLabel('Current password', { exact: true }).fill('not the password at all')
+    await passwordForm.getByLabel('New password', { exact: true }).fill(newPassword)
+    await submitAndWaitForReload(page, 'Change password', '/account')
+    assert.deepEqual(await flashes(page), [{ type: 'error', message: WRONG_CURRENT_PASSWORD }])
+    assert.equal(await page.locator('[aria-live="polite"] > [data-flash]').count(), 1, 'the flash is in a live region')
+    assert.equal(await passwordForm.getByLabel('Current password', { exact: true }).inputValue(), '')
+    assert.equal(await passwordForm.getByLabel('New password', { exact: true }).inputValue(), '')
+    assert.equal(await page.locator('[data-user-email]').textContent(), user.email)
+    await checkPage(page, watch)
+
+    // The right one: changed, and this browser is still logged in.
+    await passwordForm.getByLabel('Current password', { exact: true }).fill(PASSWORD)
+    await passwordForm.getByLabel('New password', { exact: true }).fill(newPassword)
+    await submitAndWaitForReload(page, 'Change password', '/account')
+    assert.deepEqual(await flashes(page), [{ type: 'success', message: ACCOUNT_PASSWORD_CHANGED }])
+    assert.match((await page.locator('header').textContent()) ?? '', new RegExp(`Logged in as\\s+${user.email}`))
+    await checkPage(page, watch)
+    await page.goto('/profile')
+    assert.equal(pathOf(page), '/profile', 'still logged in after the change')
+
+    // A second browser logs in with the new password; the first one sees both sessions and ends the other.
+    const other = await logInElsewhere(user.email, newPassword)
+    opened.push(other.context)
+    await page.goto('/account')
+    await followLink(page, 'Sessions', '/account/sessions')
+    const sessions = page.locator('[data-session]')
+    assert.equal(await sessions.count(), 2)
+    const current = page.locator('[data-session][data-current]')
+    assert.equal(await current.count(), 1)
+    assert.equal(await current.getByRole('button').count(), 0, 'the current session has no log-out form of its own')
+    const otherSession = page.locator('[data-session]:not([data-current])')
+    assert.match((await otherSession.textContent()) ?? '', /Firefox on Windows/)
+    assert.ok((await otherSession.locator('time[datetime]').count()) > 0, 'the other session says when')
+    assert.equal(await page.getByRole('button', { name: 'Log out all other sessions' }).count(), 1)
+    // Its button says which session it ends (its description), not only "this session".
+    const endOther = otherSession.getByRole('button', { name: 'Log out this session' })
+    const describedBy = (await endOther.getAttribute('aria-describedby')) ?? ''
+    assert.ok(describedBy, 'the button has a description')
+    assert.match((await page.locator(`[id="${describedBy}"]`).textContent()) ?? '', /Firefox on Windows/)
+    await checkPage(page, watch)
+
+    const loaded = page.waitForEvent('load')
+    await endOther.click()
+    await loaded
+    assert.equal(pathOf(page), '/account/sessions')
+    assert.deepEqual(await flashes(page), [{ type: 'success', message: SESSION_ENDED }])
+    assert.equal(await sessions.count(), 1)
+    assert.equal(await current.count(), 1)
+    assert.equal(await page.getByRole('button', { name: 'Log out all other sessions' }).count(), 0)
+    await checkPage(page, watch)
+
+    // The other browser is logged out: its profile sends it to the log-in page.
+    await other.page.goto('/profile')
+    await other.page.waitForURL((url) => url.pathname === '/login')
+    assert.match((await other.page.locator('header').textContent()) ?? '', /Not logged in/)
+    await checkPage(other.page, other.watch)
+
+    await followLink(page, 'Activity', '/account/activity')
+    const events = page.locator('[data-event]')
+    const types = await events.evaluateAll((elements) => elements.map((element) => element.getAttribute('data-event')))
+    for (const type of ['login', 'login_failed', 'password_changed', 'session_ended']) {
+      assert.ok(types.includes(type), `the activity lists ${type}: ${types.join(', ')}`)
+    }
+    assert.equal(types[0], 'session_ended', 'newest first')
+    assert.equal(await page.getByRole('navigation', { name: 'Pages' }).count(), 0, 'one page of events: no pager')
+    const times = await events.evaluateAll((elements) =>
+      elements.map((element) => element.querySelector('time')?.getAttribute('datetime') ?? null),
+    )
+    for (const datetime of times) {
+      assert.ok(datetime && !Number.isNaN(Date.parse(datetime)), `each event has a <time datetime>: ${datetime}`)
+    }
+    await checkPage(page, watch)
+  } finally {
+    for (const opening of opened) await opening.close()
+  }
+})
+
 test('every input has a label and the autocomplete that password managers need', async () => {
   const { context, page } = await openBrowser()
   const user = await createTestUser(testApp)
@@ -433,6 +570,30 @@ test('every input has a label and the autocomplete that password managers need',
         path,
       )
     }
+    const unlabelled = await page.evaluate<number>(
+      "[...document.querySelectorAll('input:not([type=hidden])')].filter((input) => input.labels.length === 0).length",
+    )
+    assert.equal(unlabelled, 0, `${path}: inputs without a label`)
+  }
+
+  // The account's forms, each with its own "Current password".
+  await page.goto('/login')
+  await fillCredentials(page, user.email, PASSWORD)
+  await submitAndWait(page, 'Log in', '/profile')
+  await page.goto('/account')
+  for (const [form, label, autocomplete] of [
+    ['change-password', 'Current password', 'current-password'],
+    ['change-password', 'New password', 'new-password'],
+    ['change-email', 'New email', 'email'],
+    ['change-email', 'Current password', 'current-password'],
+    ['delete-account', 'Current password', 'current-password'],
+  ] as const) {
+    const input = page.locator(`form[data-form="${form}"]`).getByLabel(label, { exact: true })
+    assert.equal(await input.getAttribute('autocomplete'), autocomplete, `/account ${form}: ${label}`)
+  }
+  for (const path of ['/account', '/account/sessions', '/account/activity']) {
+    await page.goto(path)
+    assert.equal(pathOf(page), path)
     const unlabelled = await page.evaluate<number>(
       "[...document.querySelectorAll('input:not([type=hidden])')].filter((input) => input.labels.length === 0).length",
     )
@@ -469,6 +630,18 @@ test('the dark colour scheme passes the same checks', async () => {
   await fillCredentials(page, uniqueEmail('e2e-dark'), PASSWORD)
   await submitAndWait(page, 'Create account', '/profile')
   assert.equal(await page.locator('[data-email-confirmed]').textContent(), 'Not confirmed yet')
+  await checkPage(page, watch, DESKTOP_DARK)
+
+  // The account's pages, one with an error flash and the danger card.
+  await followLink(page, 'Your account', '/account')
+  await checkPage(page, watch, DESKTOP_DARK)
+  await page.locator('form[data-form="delete-account"]').getByLabel('Current password', { exact: true }).fill('wrong')
+  await submitAndWaitForReload(page, 'Delete my account', '/account')
+  assert.deepEqual(await flashes(page), [{ type: 'error', message: WRONG_CURRENT_PASSWORD }])
+  await checkPage(page, watch, DESKTOP_DARK)
+  await followLink(page, 'Sessions', '/account/sessions')
+  await checkPage(page, watch, DESKTOP_DARK)
+  await followLink(page, 'Activity', '/account/activity')
   await checkPage(page, watch, DESKTOP_DARK)
   await context.close()
 })

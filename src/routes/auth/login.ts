@@ -1,10 +1,12 @@
 // Log-in: the input rules, then passport-local runs the log-in decision; success goes to `next` when it is
 // a local path.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { logAuthEvent } from '../../http/auth-log.js'
+import { describeUserAgent } from '../../events/user-agent.js'
+import { logAuthLine, recordAuthEvent } from '../../http/auth-log.js'
 import { type FormPage, readFields, refuseForm, refuseThrottled } from '../../http/forms.js'
 import { loginPath, safeLocalPath } from '../../http/local-path.js'
 import { logInResultOf } from '../../plugins/auth.js'
+import type { AuthUser } from '../../users/auth-user.js'
 import { checkCredentials } from '../../users/credentials.js'
 
 export const INVALID_LOGIN_FLASH = 'Invalid email or password.'
@@ -28,6 +30,20 @@ const LOGIN_FORM: FormPage = {
       { form: true },
     ),
   keep: ['email'],
+}
+
+/**
+ * The log-in's event; from a browser (family and system) this account has not used before, and with mail
+ * on, a notice to its address naming the browser, the address and the time.
+ */
+async function recordLogIn(request: FastifyRequest, user: AuthUser, details: Record<string, unknown>) {
+  const app = request.server
+  const newBrowser = await app.events.recordLogIn(request, user.id, details)
+  logAuthLine(request, 'login', { userId: user.id }, details)
+  if (!newBrowser || !app.mail.enabled) return
+  const { browser, system } = describeUserAgent(request.headers['user-agent'])
+  await app.accounts.noticeNewBrowser(user, { browser, system, ip: request.ip, at: new Date() })
+  await recordAuthEvent(request, 'new_browser', { userId: user.id }, { browser, system })
 }
 
 /** The contract's rules need no database: a refusal here never reaches the decision. */
@@ -61,24 +77,24 @@ export default async function loginRoutes(app: FastifyInstance) {
         switch (result.outcome) {
           case 'logged-in': {
             await request.startSession(result.user, { clearCounter: result.counterKey })
-            logAuthEvent(request, 'login', { userId: result.user.id }, result.rehashed ? { rehashed: true } : {})
+            await recordLogIn(request, result.user, result.rehashed ? { rehashed: true } : {})
             return reply.redirect(nextOf(request) ?? '/profile', 303)
           }
           case 'invalid':
-            logAuthEvent(request, 'login_failed', { email })
+            await recordAuthEvent(request, 'login_failed', { email })
             // No field: saying which of the two was wrong would tell an attacker which emails exist.
             return refuseForm(request, reply, loginPath(nextOf(request)), {
               message: INVALID_LOGIN_FLASH,
               keep: { email },
             })
           case 'unconfirmed':
-            logAuthEvent(request, 'login_failed', { userId: result.user.id }, { reason: 'email_unconfirmed' })
+            await recordAuthEvent(request, 'login_failed', { userId: result.user.id }, { reason: 'email_unconfirmed' })
             return refuseForm(request, reply, loginPath(nextOf(request)), {
               message: UNCONFIRMED_LOGIN_FLASH,
               keep: { email },
             })
           case 'throttled':
-            logAuthEvent(request, 'login_throttled', { email })
+            await recordAuthEvent(request, 'login_throttled', { email })
             return refuseThrottled(request, reply, LOGIN_FORM)
         }
       },

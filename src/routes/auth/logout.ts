@@ -1,6 +1,6 @@
 // Log-out: the server-side session is destroyed (a new, empty id carries the flash).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { logAuthEvent } from '../../http/auth-log.js'
+import { recordAuthEvent } from '../../http/auth-log.js'
 
 export const LOGGED_OUT_FLASH = 'You have been logged out.'
 
@@ -14,7 +14,7 @@ export default async function logoutRoutes(app: FastifyInstance) {
   app.post('/logout', { preHandler: [skipAnonymous, app.csrfProtection] }, async (request, reply) => {
     const userId = request.user?.id
     await request.endSession()
-    if (userId !== undefined) logAuthEvent(request, 'logout', { userId })
+    if (userId !== undefined) await recordAuthEvent(request, 'logout', { userId })
     // After the log-out: its new session carries the message.
     request.flash('success', LOGGED_OUT_FLASH)
     return reply.redirect('/', 303)

@@ -1,6 +1,6 @@
 // Sign-up: create the user, log them in, go to their profile.
 import type { FastifyInstance } from 'fastify'
-import { logAuthEvent } from '../../http/auth-log.js'
+import { recordAuthEvent } from '../../http/auth-log.js'
 import { type FormPage, readFields, refuseForm } from '../../http/forms.js'
 import { checkCredentials } from '../../users/credentials.js'
 import { CONFIRMATION_SENT_FLASH } from '../email-confirmation.js'
@@ -33,12 +33,12 @@ export default async function signupRoutes(app: FastifyInstance) {
           return refuseForm(request, reply, '/signup', { message: EMAIL_TAKEN_FLASH, field: 'email', keep })
         case 'created':
           if (result.confirmationRequired) {
-            logAuthEvent(request, 'signup', { userId: result.user.id }, { confirmationRequired: true })
+            await recordAuthEvent(request, 'signup', { userId: result.user.id }, { confirmationRequired: true })
             request.flash('info', CONFIRMATION_SENT_FLASH)
             return reply.redirect('/login', 303)
           }
           await request.startSession(result.user)
-          logAuthEvent(request, 'signup', { userId: result.user.id })
+          await recordAuthEvent(request, 'signup', { userId: result.user.id })
           request.flash('success', 'Welcome to gatehouse: your account is ready.')
           return reply.redirect('/profile', 303)
       }
