@@ -23,6 +23,14 @@ export async function up(db: Kysely<any>): Promise<void> {
     .execute()
   await db.schema.createIndex('auth_events_user_id_idx').on('auth_events').columns(['user_id', 'id']).execute()
   await db.schema.createIndex('auth_events_created_at_idx').on('auth_events').column('created_at').execute()
+  // The log-in's question, "has this account used this browser before?", as one probe however long the
+  // account's history (src/events/repository.ts, insertLogIn).
+  await db.schema
+    .createIndex('auth_events_known_browsers_idx')
+    .on('auth_events')
+    .columns(['user_id', 'browser', 'system'])
+    .where(sql.ref('type'), 'in', sql`('login', 'signup')`)
+    .execute()
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: see up().

@@ -21,6 +21,7 @@ import {
   type TestApp,
   uniqueEmail,
 } from './helpers/app.js'
+import { assertRedirect, assertRedirectWithFlash } from './helpers/assertions.js'
 import { pathOf, TestMailbox } from './helpers/mailbox.js'
 
 const PUBLIC_URL = 'https://gatehouse.example'
@@ -96,20 +97,6 @@ function formOf(page: Page, name: FormName): Form | null {
     }
   }
   return form
-}
-
-function assertRedirect(page: Page, location: string): void {
-  assert.ok([302, 303].includes(page.status), `expected a redirect to ${location}, got ${page.status}`)
-  assert.equal(page.location, location)
-}
-
-/** A redirect to `location` whose page shows exactly this one flash. */
-async function assertRedirectWithFlash(browser: Browser, page: Page, location: string, flash: [string, string]) {
-  assertRedirect(page, location)
-  const shown = await browser.follow(page)
-  assert.equal(shown.status, 200)
-  assert.deepEqual(shown.flashes, [{ type: flash[0], message: flash[1] }])
-  return shown
 }
 
 /** The email the account page shows. */

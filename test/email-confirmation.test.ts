@@ -21,6 +21,7 @@ import {
   type TestApp,
   uniqueEmail,
 } from './helpers/app.js'
+import { assertRedirect } from './helpers/assertions.js'
 import { pathOf, TestMailbox } from './helpers/mailbox.js'
 
 const PUBLIC_URL = 'https://gatehouse.example'
@@ -36,11 +37,6 @@ const mailbox = await TestMailbox.start()
 const mailEnv = { SMTP_URL: mailbox.url, PUBLIC_URL, MAIL_POLL_SECONDS: '0.2' }
 const testApp = await startTestApp(mailEnv)
 const requiredApp = await startTestApp({ ...mailEnv, REQUIRE_EMAIL_CONFIRMATION: 'true' })
-
-function assertRedirect(page: Page, location: string): void {
-  assert.ok([302, 303].includes(page.status), `expected a redirect to ${location}, got ${page.status}`)
-  assert.equal(page.location, location)
-}
 
 /** The `index`-th confirmation message to `email`: exactly one link, on PUBLIC_URL; returns its path. */
 async function confirmationLink(email: string, index = 0): Promise<string> {

@@ -2,15 +2,11 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { hashSessionId } from '../src/sessions/store.js'
 import { createTestUser, logIn, PASSWORD, type Page, startTestApp, uniqueEmail } from './helpers/app.js'
+import { assertRedirect } from './helpers/assertions.js'
 
 const testApp = await startTestApp()
 
 const INVALID_LOGIN = 'Invalid email or password.'
-
-function assertRedirect(page: Page, location: string): void {
-  assert.ok([302, 303].includes(page.status), `expected a redirect, got ${page.status}`)
-  assert.equal(page.location, location)
-}
 
 /** The sessions row behind a `sid` cookie value (`<id>.<signature>`; rows are keyed by sha256 of the id). */
 function sessionRow(sid: string) {

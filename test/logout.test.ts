@@ -1,15 +1,11 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { createTestUser, logIn, type Page, startTestApp } from './helpers/app.js'
+import { createTestUser, logIn, startTestApp } from './helpers/app.js'
+import { assertRedirect } from './helpers/assertions.js'
 
 const testApp = await startTestApp()
 
 const LOGGED_OUT = 'You have been logged out.'
-
-function assertRedirect(page: Page, location: string): void {
-  assert.ok([302, 303].includes(page.status), `expected a redirect, got ${page.status}`)
-  assert.equal(page.location, location)
-}
 
 /** A user logged in through the form, with their profile open (so the log-out form's token is at hand). */
 async function loggedIn() {

@@ -24,6 +24,7 @@ import {
   type TestApp,
   uniqueEmail,
 } from './helpers/app.js'
+import { assertRedirect, assertRedirectWithFlash } from './helpers/assertions.js'
 import { pathOf, type ReceivedMessage, TestMailbox } from './helpers/mailbox.js'
 
 const PUBLIC_URL = 'https://gatehouse.example'
@@ -49,20 +50,6 @@ const rateApp = await startTestApp({ ...mailEnv, AUTH_RATE_LIMIT: '3', TRUST_PRO
 
 /** Every real token seen in this file: none of them may appear in either app's log. */
 const seenTokens = new Set<string>()
-
-function assertRedirect(page: Page, location: string): void {
-  assert.ok([302, 303].includes(page.status), `expected a redirect to ${location}, got ${page.status}`)
-  assert.equal(page.location, location)
-}
-
-/** A redirect to `location` whose page shows exactly `flashes`. */
-async function assertRedirectWithFlash(browser: Browser, page: Page, location: string, flash: [string, string]) {
-  assertRedirect(page, location)
-  const shown = await browser.follow(page)
-  assert.equal(shown.status, 200)
-  assert.deepEqual(shown.flashes, [{ type: flash[0], message: flash[1] }])
-  return shown
-}
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex')
 

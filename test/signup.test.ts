@@ -1,16 +1,12 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { sql } from 'kysely'
-import { countRows, createTestUser, type Page, signUp, startTestApp, uniqueEmail } from './helpers/app.js'
+import { countRows, createTestUser, signUp, startTestApp, uniqueEmail } from './helpers/app.js'
+import { assertRedirect } from './helpers/assertions.js'
 
 const testApp = await startTestApp()
 
 const EMAIL_TAKEN = 'That email is already taken.'
-
-function assertRedirect(page: Page, location: string): void {
-  assert.ok([302, 303].includes(page.status), `expected a redirect, got ${page.status}`)
-  assert.equal(page.location, location)
-}
 
 async function usersWithEmail(email: string): Promise<number> {
   const row = await testApp.db

@@ -14,6 +14,7 @@ import {
   type TestApp,
   uniqueEmail,
 } from './helpers/app.js'
+import { assertRedirect } from './helpers/assertions.js'
 
 const THROTTLED = 'Too many attempts. Try again later.'
 const INVALID_LOGIN = 'Invalid email or password.'
@@ -29,11 +30,6 @@ const expiryApp = await startTestApp({ LOGIN_MAX_FAILURES: '2', LOGIN_LOCK_MINUT
 const rateApp = await startTestApp({ AUTH_RATE_LIMIT: '5' })
 const proxyApp = await startTestApp({ AUTH_RATE_LIMIT: '3', TRUST_PROXY: '127.0.0.1' })
 const noProxyApp = await startTestApp({ AUTH_RATE_LIMIT: '3' })
-
-function assertRedirect(page: Page, location: string): void {
-  assert.ok([302, 303].includes(page.status), `expected a redirect to ${location}, got ${page.status}`)
-  assert.equal(page.location, location)
-}
 
 /** The 429 answer: the form shown again in the same response, with the flash and the typed email. */
 function assertThrottledForm(page: Page, action: '/login' | '/signup', typedEmail: string): void {

@@ -64,15 +64,16 @@ export async function insertEvent(
  */
 const insertLogIn = prepareStatement((db, p: EventInput & { userId: number }) =>
   db
+    // Two probes of the partial index auth_events_known_browsers_idx, however long the account's history.
     .with('previous', (qb) =>
-      qb
-        .selectFrom('auth_events')
-        .select([
-          sql<string>`count(*) filter (where browser = ${p.browser} and system = ${p.system})`.as('same'),
-          sql<string>`count(*)`.as('any'),
-        ])
-        .where('user_id', '=', p.userId)
-        .where('type', 'in', ['login', 'signup']),
+      qb.selectNoFrom([
+        sql<boolean>`exists (select 1 from auth_events where user_id = ${p.userId} and type in ('login', 'signup') and browser = ${p.browser} and system = ${p.system})`.as(
+          'same',
+        ),
+        sql<boolean>`exists (select 1 from auth_events where user_id = ${p.userId} and type in ('login', 'signup'))`.as(
+          'any',
+        ),
+      ]),
     )
     .insertInto('auth_events')
     .values({
@@ -85,8 +86,8 @@ const insertLogIn = prepareStatement((db, p: EventInput & { userId: number }) =>
       details: sql<string>`${p.details}::jsonb`,
     })
     .returning([
-      sql<string>`(select same from previous)`.as('same'),
-      sql<string>`(select "any" from previous)`.as('any'),
+      sql<boolean>`(select same from previous)`.as('same'),
+      sql<boolean>`(select "any" from previous)`.as('any'),
     ]),
 )
 
@@ -94,7 +95,7 @@ const insertLogIn = prepareStatement((db, p: EventInput & { userId: number }) =>
 export async function insertLogInEvent(db: Kysely<Database>, userId: number, event: EventInput): Promise<boolean> {
   const { rows } = await insertLogIn(db, { ...event, userId })
   const row = rows[0]
-  return row !== undefined && Number(row.any) > 0 && Number(row.same) === 0
+  return row !== undefined && row.any === true && row.same === false
 }
 
 export interface AccountEvent {
