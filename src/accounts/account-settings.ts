@@ -3,7 +3,7 @@
 // (the same limit, the same 429). No HTTP here; src/routes/account/ maps the answers to pages.
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/schema.js'
-import { insertEvent } from '../events/repository.js'
+import { type EventOrigin, insertEvent } from '../events/repository.js'
 import type { Mailer } from '../mail/mailer.js'
 import { queueMessage } from '../mail/outbox.js'
 import { deleteSessionsOfUser } from '../sessions/store.js'
@@ -163,7 +163,7 @@ export async function deleteAccount(
   deps: AccountSettingsDependencies,
   user: AuthUser,
   currentPassword: string,
-  origin: { ip: string | null; browser: string | null; system: string | null },
+  origin: EventOrigin,
 ): Promise<DeleteAccountResult> {
   const refusal = await checkCurrentPassword(deps, user, currentPassword)
   if (refusal) return refusal

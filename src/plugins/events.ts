@@ -4,7 +4,7 @@
 import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { AuthEventType } from '../db/schema.js'
-import { type EventInput, insertEvent, insertLogInEvent, pruneEvents } from '../events/repository.js'
+import { type EventInput, type EventOrigin, insertEvent, insertLogInEvent, pruneEvents } from '../events/repository.js'
 import { describeUserAgent } from '../events/user-agent.js'
 import type { EventSubject } from '../http/auth-log.js'
 import { repeatWhileRunning } from '../periodic.js'
@@ -30,9 +30,13 @@ declare module 'fastify' {
 const PRUNE_INTERVAL_MS = 3_600_000
 const FOREIGN_KEY_VIOLATION = '23503'
 
+/** Where a request came from: its address (as TRUST_PROXY decides it) and its browser and system. */
+export function eventOriginOf(request: FastifyRequest): EventOrigin {
+  return { ip: request.ip ?? null, ...describeUserAgent(request.headers['user-agent']) }
+}
+
 function eventInput(request: FastifyRequest, type: AuthEventType, details: Record<string, unknown>): EventInput {
-  const { browser, system } = describeUserAgent(request.headers['user-agent'])
-  return { type, actorId: null, ip: request.ip ?? null, browser, system, details: JSON.stringify(details) }
+  return { ...eventOriginOf(request), type, actorId: null, details: JSON.stringify(details) }
 }
 
 export default fp<{ retentionDays: number }>(

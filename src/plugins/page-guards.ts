@@ -6,6 +6,7 @@ import fp from 'fastify-plugin'
 import type { Role } from '../db/schema.js'
 import { loginPath, safeLocalPath } from '../http/local-path.js'
 import { prefersJson } from '../http/negotiation.js'
+import type { AuthUser } from '../users/auth-user.js'
 
 type Guard = (request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply | undefined>
 
@@ -21,6 +22,13 @@ declare module 'fastify' {
 }
 
 export const LOGIN_REQUIRED_FLASH = 'Please log in to continue.'
+
+/** The user of a request that passed requireUser. */
+export function requiredUser(request: FastifyRequest): AuthUser {
+  const user = request.user
+  if (!user) throw new Error(`${request.routeOptions.url} runs without requireUser`)
+  return user
+}
 
 export default fp(
   async function pageGuardsPlugin(app) {

@@ -1,6 +1,8 @@
 // /account/activity: the account's events, newest first, a page at a time.
+
 import type { FastifyInstance } from 'fastify'
 import { listEventsOfUser } from '../../events/repository.js'
+import { requiredUser } from '../../plugins/page-guards.js'
 
 export const EVENTS_PER_PAGE = 50
 const MAX_PAGE = 10_000
@@ -14,8 +16,7 @@ export function pageNumber(query: unknown): number {
 
 export default async function accountActivityRoutes(app: FastifyInstance) {
   app.get('/account/activity', { preHandler: app.requireUser }, async (request, reply) => {
-    const user = request.user
-    if (!user) return reply.redirect('/login', 303)
+    const user = requiredUser(request)
     const page = pageNumber(request.query)
     // One more than a page: whether there is a next one.
     const events = await listEventsOfUser(app.db, user.id, EVENTS_PER_PAGE + 1, (page - 1) * EVENTS_PER_PAGE)

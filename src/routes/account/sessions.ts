@@ -1,9 +1,11 @@
 // /account/sessions: the user's live sessions, each named by a handle that opens nothing (sessionHandle);
 // any but this one can be logged out, or all the others at once.
+
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { describeUserAgent } from '../../events/user-agent.js'
 import { recordAuthEvent } from '../../http/auth-log.js'
 import { readFields } from '../../http/forms.js'
+import { requiredUser } from '../../plugins/page-guards.js'
 import {
   deleteSessionOfUser,
   deleteSessionsOfUser,
@@ -66,14 +68,12 @@ export default async function accountSessionsRoutes(app: FastifyInstance) {
   const guarded = { preHandler: [app.requireUser, app.csrfProtection] }
 
   app.get('/account/sessions', { preHandler: app.requireUser }, async (request, reply) => {
-    const user = request.user
-    if (!user) return reply.redirect('/login', 303)
+    const user = requiredUser(request)
     return reply.render('account-sessions', { title: 'Your sessions', sessions: await sessionViews(request, user.id) })
   })
 
   app.post('/account/sessions/end', guarded, async (request, reply) => {
-    const user = request.user
-    if (!user) return reply.redirect('/login', 303)
+    const user = requiredUser(request)
     const { session: handle } = readFields(request.body, ['session'])
     if (!SESSION_HANDLE_SHAPE.test(handle)) return back(request, reply, 'error', SESSION_GONE_FLASH)
     const currentId = hashSessionId(request.session.sessionId)
@@ -88,8 +88,7 @@ export default async function accountSessionsRoutes(app: FastifyInstance) {
   })
 
   app.post('/account/sessions/end-others', guarded, async (request, reply) => {
-    const user = request.user
-    if (!user) return reply.redirect('/login', 303)
+    const user = requiredUser(request)
     const ended = await deleteSessionsOfUser(app.db, user.id, { except: hashSessionId(request.session.sessionId) })
     if (ended > 0) await recordAuthEvent(request, 'session_ended', { userId: user.id }, { sessions: ended })
     return back(request, reply, 'success', OTHER_SESSIONS_ENDED_FLASH)

@@ -2,13 +2,13 @@
 // password, change the email (mail on: the link goes to the new address), delete the account. The
 // email-change link's page is here too.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { EMAIL_CHANGE_LINK_PATH } from '../../accounts/account-settings.js'
-import { describeUserAgent } from '../../events/user-agent.js'
-import { recordAuthEvent } from '../../http/auth-log.js'
+import { type CurrentPasswordRefusal, EMAIL_CHANGE_LINK_PATH } from '../../accounts/account-settings.js'
+import { logAuthLine, recordAuthEvent } from '../../http/auth-log.js'
 import { type FormPage, readFields, refuseForm, refuseThrottled } from '../../http/forms.js'
 import { loginPath } from '../../http/local-path.js'
+import { eventOriginOf } from '../../plugins/events.js'
+import { requiredUser } from '../../plugins/page-guards.js'
 import { hashSessionId } from '../../sessions/store.js'
-import type { AuthUser } from '../../users/auth-user.js'
 import { checkEmail, checkPassword } from '../../users/credentials.js'
 import { EMAIL_TAKEN_FLASH } from '../auth/signup.js'
 import { INVALID_LINK_FLASH } from '../email-confirmation.js'
@@ -35,14 +35,23 @@ const ACCOUNT_PAGE: FormPage = {
   keep: ['email'],
 }
 
-/** The page guard ran first: a user is there. */
-function userOf(request: FastifyRequest): AuthUser {
-  const user = request.user
-  if (!user) throw new Error('an /account route without requireUser')
-  return user
-}
-
-function wrongPassword(request: FastifyRequest, reply: FastifyReply, keep: Record<string, string> = {}) {
+/**
+ * A refused current password, as a log-in would be refused: its event (a failed or throttled log-in for the
+ * account, naming the form), then the account page again with its 429, or the flash.
+ */
+async function refuseCurrentPassword(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  refusal: CurrentPasswordRefusal,
+  form: string,
+  keep: Record<string, string> = {},
+) {
+  const userId = requiredUser(request).id
+  if (refusal.outcome === 'throttled') {
+    await recordAuthEvent(request, 'login_throttled', { userId }, { form })
+    return refuseThrottled(request, reply, ACCOUNT_PAGE)
+  }
+  await recordAuthEvent(request, 'login_failed', { userId }, { form })
   return refuseForm(request, reply, '/account', { message: WRONG_CURRENT_PASSWORD_FLASH, keep })
 }
 
@@ -53,7 +62,7 @@ export default async function accountSettingsRoutes(app: FastifyInstance) {
   app.get('/account', { preHandler: app.requireUser }, ACCOUNT_PAGE.render)
 
   app.post('/account/password', { ...guarded, config: form }, async (request, reply) => {
-    const user = userOf(request)
+    const user = requiredUser(request)
     const fields = readFields(request.body, ['current_password', 'password'])
     const check = checkPassword(fields.password)
     if (!check.ok) return refuseForm(request, reply, '/account', check)
@@ -61,11 +70,8 @@ export default async function accountSettingsRoutes(app: FastifyInstance) {
     const result = await app.accounts.changePassword(user, fields.current_password, check.value, keep)
     switch (result.outcome) {
       case 'throttled':
-        await recordAuthEvent(request, 'login_throttled', { userId: user.id })
-        return refuseThrottled(request, reply, ACCOUNT_PAGE)
       case 'wrong-password':
-        await recordAuthEvent(request, 'login_failed', { userId: user.id }, { form: 'change-password' })
-        return wrongPassword(request, reply)
+        return refuseCurrentPassword(request, reply, result, 'change-password')
       case 'changed':
         // This session goes on under a new id; every other one has ended.
         await request.startSession(user)
@@ -77,7 +83,7 @@ export default async function accountSettingsRoutes(app: FastifyInstance) {
 
   app.post('/account/email', { ...guarded, config: form }, async (request, reply) => {
     if (!app.mail.enabled) return reply.callNotFound()
-    const user = userOf(request)
+    const user = requiredUser(request)
     const fields = readFields(request.body, ['email', 'current_password'])
     const keep = { email: fields.email }
     const check = checkEmail(fields.email)
@@ -85,11 +91,8 @@ export default async function accountSettingsRoutes(app: FastifyInstance) {
     const result = await app.accounts.requestEmailChange(user, check.value, fields.current_password)
     switch (result.outcome) {
       case 'throttled':
-        await recordAuthEvent(request, 'login_throttled', { userId: user.id })
-        return refuseThrottled(request, reply, ACCOUNT_PAGE)
       case 'wrong-password':
-        await recordAuthEvent(request, 'login_failed', { userId: user.id }, { form: 'change-email' })
-        return wrongPassword(request, reply, keep)
+        return refuseCurrentPassword(request, reply, result, 'change-email', keep)
       case 'same-email':
         return refuseForm(request, reply, '/account', { message: SAME_EMAIL_FLASH, field: 'email', keep })
       case 'email-taken':
@@ -102,19 +105,16 @@ export default async function accountSettingsRoutes(app: FastifyInstance) {
   })
 
   app.post('/account/delete', { ...guarded, config: form }, async (request, reply) => {
-    const user = userOf(request)
+    const user = requiredUser(request)
     const { current_password } = readFields(request.body, ['current_password'])
-    const origin = { ip: request.ip, ...describeUserAgent(request.headers['user-agent']) }
-    const result = await app.accounts.deleteAccount(user, current_password, origin)
+    const result = await app.accounts.deleteAccount(user, current_password, eventOriginOf(request))
     switch (result.outcome) {
       case 'throttled':
-        await recordAuthEvent(request, 'login_throttled', { userId: user.id })
-        return refuseThrottled(request, reply, ACCOUNT_PAGE)
       case 'wrong-password':
-        await recordAuthEvent(request, 'login_failed', { userId: user.id }, { form: 'delete-account' })
-        return wrongPassword(request, reply)
+        return refuseCurrentPassword(request, reply, result, 'delete-account')
       case 'deleted':
-        request.log.info({ event: 'account_deleted', userId: user.id, ip: request.ip }, 'auth: account_deleted')
+        // Its row is written with the deletion (the account's other events go with it): the line only.
+        logAuthLine(request, 'account_deleted', { userId: user.id })
         // The session's row went with the user: a new, empty one carries the flash.
         await request.endSession()
         request.flash('success', ACCOUNT_DELETED_FLASH)
